@@ -1,0 +1,1 @@
+"""Subcommands of the ``simspine`` CLI, one module each (see :mod:`simspine.cli`)."""

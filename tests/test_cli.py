@@ -1,0 +1,21 @@
+import subprocess
+import sys
+
+from simspine import __version__
+from simspine.cli import build_parser, main
+
+
+def test_version_and_help(capsys):
+    out = subprocess.run([sys.executable, "-m", "simspine.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
+    assert main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert "demo" in sub.choices and "bench" in sub.choices
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        assert name in text and "usage" in text
