@@ -1,0 +1,146 @@
+"""TRC marker files as OpenSim reads them (``TRCFileAdapter``, ``TimeSeriesTableVec3``, the GUI).
+
+Layout written (tab separated)::
+
+    PathFileType  4  (X/Y/Z)  <file name>  frame=<world frame>
+    DataRate  CameraRate  NumFrames  NumMarkers  Units  OrigDataRate  OrigDataStartFrame  OrigNumFrames
+    <rate>    <rate>      <T>        <M>         m      <rate>        1                   <T>
+    Frame#  Time  <name1>      <name2> ...
+                  X1  Y1  Z1   X2  Y2  Z2 ...
+    1  0.0  x y z  x y z ...
+
+Missing markers are written as ``NaN``, which OpenSim reads as a missing marker. The world frame is
+stated in the fifth field of the first line (OpenSim keeps that line as the ``header`` metadata and
+otherwise ignores it). Pose2Sim writes the same layout (without the frame field).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from simspine.errors import InputError
+from simspine.fileio import write_text_atomic
+from simspine.trajectories import Trajectories
+
+DEFAULT_FRAME = "opensim-ground (Y up)"
+_UNIT_SCALE = {"m": 1.0, "mm": 1e-3, "cm": 1e-2}  # file units -> metres
+_HEADER_KEYS = ("DataRate", "CameraRate", "NumFrames", "NumMarkers", "Units", "OrigDataRate",
+                "OrigDataStartFrame", "OrigNumFrames")
+
+
+def _fmt(v: float) -> str:
+    # 10 significant digits: 0.1 um at 1 km, far below any marker precision; NaN as OpenSim expects.
+    return "NaN" if not np.isfinite(v) else f"{v:.10g}"
+
+
+def write_trc(path: str | os.PathLike, traj: Trajectories, units: str = "m", rate: float | None = None) -> Path:
+    """Write ``traj`` (positions in metres) to a TRC file, atomically.
+
+    Args:
+        path: output ``.trc`` path.
+        traj: trajectories; ``traj.frame`` is recorded in the header. Confidences are not stored
+            (TRC has no field for them); missing points (NaN) are written as ``NaN``.
+        units: ``"m"`` (default, what OpenSim models use) or ``"mm"``/``"cm"``; values are scaled.
+        rate: DataRate in Hz; defaults to the rate of ``traj.time`` (1 Hz for a single frame).
+    Returns:
+        the path written.
+    """
+    if units not in _UNIT_SCALE:
+        raise InputError(path, f"unsupported TRC units {units!r} (use one of {sorted(_UNIT_SCALE)})")
+    for n in traj.names:
+        if not n or any(c in n for c in "\t\r\n"):
+            raise InputError(path, f"marker name {n!r} cannot be written to a TRC file (empty or has tabs/newlines)")
+    T, M = traj.n_frames, len(traj.names)
+    if rate is None:
+        rate = traj.rate if T > 1 else 1.0
+    frame = traj.frame.replace("\t", " ").replace("\n", " ")
+    rate_s = _fmt(float(rate))
+    lines = [
+        f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}\tframe={frame}",
+        "\t".join(_HEADER_KEYS),
+        "\t".join([rate_s, rate_s, str(T), str(M), units, rate_s, "1", str(T)]),
+        "Frame#\tTime\t" + "\t\t\t".join(traj.names) + "\t\t",
+        "\t\t" + "\t".join(f"X{i + 1}\tY{i + 1}\tZ{i + 1}" for i in range(M)),
+    ]
+    xyz = traj.xyz.reshape(T, M * 3) / _UNIT_SCALE[units]
+    for f in range(T):
+        lines.append("\t".join([str(f + 1), _fmt(traj.time[f])] + [_fmt(v) for v in xyz[f]]))
+    return write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _float(tok: str, path, lineno: int) -> float:
+    tok = tok.strip()
+    if tok == "":
+        return float("nan")  # OpenSim also treats an empty field as a missing marker
+    try:
+        return float(tok)
+    except ValueError:
+        raise InputError(path, f"line {lineno}: {tok!r} is not a number") from None
+
+
+def read_trc(path: str | os.PathLike) -> Trajectories:
+    """Read a TRC file into :class:`Trajectories` (positions converted to metres).
+
+    The world frame is taken from a ``frame=...`` field on the first line (written by
+    :func:`write_trc`); files without one (OpenSim, Pose2Sim) are taken to be in OpenSim's ground
+    frame, Y up. Empty fields and ``NaN`` become NaN (confidence 0). Header facts are kept in
+    ``traj.meta`` (``DataRate``, ``Units``, ...).
+
+    Raises:
+        InputError: unreadable file, missing header lines, unknown units, a data row whose
+            column count differs from ``2 + 3 * NumMarkers``, or a non-numeric value.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise InputError(path, f"cannot read TRC file: {e.strerror or e}") from None
+    lines = text.splitlines()
+    if len(lines) < 5 or not lines[0].startswith("PathFileType"):
+        raise InputError(path, "not a TRC file (expected a 'PathFileType' line and 4 more header lines)")
+    keys = [k.strip() for k in lines[1].split("\t")]
+    vals = [v.strip() for v in lines[2].split("\t")]
+    meta = dict(zip(keys, vals, strict=False))
+    units = meta.get("Units", "m")
+    if units not in _UNIT_SCALE:
+        raise InputError(path, f"unsupported units {units!r} (expected m, mm or cm)")
+    names = [n.strip() for n in lines[3].split("\t")[2::3]]
+    names = [n for n in names if n]
+    if "NumMarkers" in meta:
+        try:
+            n_declared = int(float(meta["NumMarkers"]))
+        except ValueError:
+            raise InputError(path, f"NumMarkers is {meta['NumMarkers']!r}, not a number") from None
+        if n_declared != len(names):
+            raise InputError(path, f"header says NumMarkers={n_declared} but line 4 names {len(names)} markers")
+    frame = DEFAULT_FRAME
+    for field in lines[0].split("\t")[4:]:
+        if field.startswith("frame="):
+            frame = field[len("frame="):].strip()
+    M = len(names)
+    ncol = 2 + 3 * M
+    rows = []
+    for i, line in enumerate(lines[5:], start=6):
+        if not line.strip():
+            continue
+        toks = line.rstrip("\r\n").split("\t")
+        # Some writers end rows with a tab: drop empty fields beyond the expected count only.
+        while len(toks) > ncol and toks[-1].strip() == "":
+            toks.pop()
+        if len(toks) != ncol:
+            raise InputError(path, f"line {i}: {len(toks)} columns, expected {ncol} "
+                                   f"(Frame#, Time and X/Y/Z for {M} markers)")
+        rows.append([_float(t, path, i) for t in toks])
+    data = np.array(rows, dtype=float).reshape(len(rows), ncol)
+    time = data[:, 1]
+    if np.any(~np.isfinite(time)):
+        raise InputError(path, "a Time value is missing or not finite")
+    xyz = data[:, 2:].reshape(len(rows), M, 3) * _UNIT_SCALE[units]
+    meta = {k: v for k, v in meta.items() if k}
+    meta["header"] = lines[0]
+    try:
+        return Trajectories(time, names, xyz, frame=frame, meta=meta)
+    except InputError as e:
+        raise InputError(path, e.problem) from None
