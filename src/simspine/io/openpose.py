@@ -1,0 +1,153 @@
+"""OpenPose-style 2D keypoint JSON: one file per frame, one folder per camera.
+
+Each file is ``{"version": 1.3, "people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...], ...}]}``
+with pixel coordinates and a confidence per keypoint; OpenPose (and Pose2Sim) write ``0, 0, 0`` for a
+keypoint that was not found, which is read here as NaN with confidence 0. Files in a folder are
+ordered by the last number in their name (as Pose2Sim does), e.g. ``cam01_000012.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from simspine.errors import InputError
+from simspine.fileio import write_text_atomic
+
+
+def _last_number(name: str) -> int | None:
+    nums = re.findall(r"\d+", name)
+    return int(nums[-1]) if nums else None
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The ``*.json`` files of ``folder`` in frame order (last number in the name, then name)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "keypoint folder not found")
+    files = [p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()]
+    return sorted(files, key=lambda p: (_last_number(p.stem) is None, _last_number(p.stem) or 0, p.name))
+
+
+def read_openpose_frame(path: str | os.PathLike, n_keypoints: int | None = None):
+    """Read one frame file.
+
+    Args:
+        path: the JSON file.
+        n_keypoints: expected keypoint count K; inferred from the file when None.
+    Returns:
+        ``(xy (K, 2) px, conf (K,))`` of the person with the highest mean confidence, NaN/0 for
+        undetected keypoints; ``(None, None)`` when the frame has no people and K is unknown.
+    Raises:
+        InputError: unreadable or non-JSON file, no ``people`` list, a ``pose_keypoints_2d`` whose
+            length is not ``3 * K``, or non-numeric values.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(path, f"cannot read keypoint file: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("people", None), list):
+        raise InputError(path, "no 'people' list: not an OpenPose keypoint file")
+    best = None
+    for i, person in enumerate(data["people"]):
+        kp = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
+        if kp is None:
+            raise InputError(path, f"people[{i}] has no 'pose_keypoints_2d'")
+        try:
+            arr = np.asarray(kp, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(path, f"people[{i}].pose_keypoints_2d holds non-numeric values") from None
+        if arr.ndim != 1 or arr.size == 0 or arr.size % 3 != 0 or (n_keypoints is not None and arr.size != 3 * n_keypoints):
+            expected = f"3 x {n_keypoints} = {3 * n_keypoints}" if n_keypoints is not None else "a non-zero multiple of 3"
+            raise InputError(path, f"people[{i}].pose_keypoints_2d has {arr.size} values, expected {expected} "
+                                   "([x, y, confidence] per keypoint)")
+        n_keypoints = arr.size // 3
+        arr = arr.reshape(-1, 3)
+        score = float(np.nanmean(arr[:, 2]))
+        if best is None or score > best[0]:
+            best = (score, arr)
+    if best is None:
+        if n_keypoints is None:
+            return None, None
+        return np.full((n_keypoints, 2), np.nan), np.zeros(n_keypoints)
+    arr = best[1]
+    conf = np.nan_to_num(arr[:, 2], nan=0.0)
+    missing = conf <= 0
+    xy = arr[:, :2].copy()
+    xy[missing] = np.nan
+    conf[missing] = 0.0
+    return xy, conf
+
+
+def read_openpose_folder(folder: str | os.PathLike, n_keypoints: int | None = None):
+    """Read a camera's folder of per-frame JSON files.
+
+    Returns:
+        ``(xy (T, K, 2) px, conf (T, K))`` with T the number of files (frames with nobody are NaN /
+        0). K comes from ``n_keypoints`` or the first file with a person.
+    Raises:
+        InputError: an empty folder, no person in any file while K is unknown, or a bad file
+            (see :func:`read_openpose_frame`); every error names the file.
+    """
+    files = list_frame_files(folder)
+    if not files:
+        raise InputError(folder, "no .json keypoint files in the folder")
+    frames = []
+    for f in files:
+        xy, conf = read_openpose_frame(f, n_keypoints)
+        if xy is not None and n_keypoints is None:
+            n_keypoints = xy.shape[0]
+        frames.append((xy, conf))
+    if n_keypoints is None:
+        raise InputError(folder, "no person in any frame, so the keypoint count is unknown (pass n_keypoints)")
+    T = len(frames)
+    xy_all = np.full((T, n_keypoints, 2), np.nan)
+    conf_all = np.zeros((T, n_keypoints))
+    for i, (xy, conf) in enumerate(frames):
+        if xy is not None:
+            xy_all[i], conf_all[i] = xy, conf
+    return xy_all, conf_all
+
+
+def write_openpose_folder(folder: str | os.PathLike, xy: np.ndarray, conf: np.ndarray, prefix: str = "",
+                          start: int = 0) -> list[Path]:
+    """Write per-frame OpenPose JSON files ``<prefix>_<frame:06d>.json`` (one person per frame).
+
+    Args:
+        folder: output folder (created).
+        xy: (T, K, 2) pixel coordinates; NaN for missing keypoints (written as 0, 0, 0).
+        conf: (T, K) confidences in [0, 1].
+        prefix: file name prefix, by convention the camera name (default: the folder name without
+            ``_json``).
+        start: number of the first frame.
+    Returns:
+        the files written. A frame with no finite keypoint gets an empty ``people`` list.
+    """
+    xy = np.asarray(xy, dtype=float)
+    conf = np.asarray(conf, dtype=float)
+    if xy.ndim != 3 or xy.shape[2] != 2 or conf.shape != xy.shape[:2]:
+        raise InputError(folder, f"keypoints must be (T, K, 2) with confidences (T, K); got {xy.shape} and {conf.shape}")
+    folder = Path(folder)
+    prefix = prefix or re.sub(r"_json$", "", folder.name)
+    out = []
+    for i in range(xy.shape[0]):
+        ok = np.isfinite(xy[i]).all(-1) & np.isfinite(conf[i]) & (conf[i] > 0)
+        vals = np.zeros((xy.shape[1], 3))
+        vals[ok, :2] = xy[i, ok]
+        vals[ok, 2] = conf[i, ok]
+        people = []
+        if ok.any():
+            people.append({"person_id": [-1], "pose_keypoints_2d": [float(v) for v in vals.ravel()],
+                           "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": [],
+                           "pose_keypoints_3d": [], "face_keypoints_3d": [], "hand_left_keypoints_3d": [],
+                           "hand_right_keypoints_3d": []})
+        path = folder / f"{prefix}_{start + i:06d}.json"
+        write_text_atomic(path, json.dumps({"version": 1.3, "people": people}))
+        out.append(path)
+    return out

@@ -1,0 +1,348 @@
+"""A multi-view 2D session: calibrated cameras plus per-camera 2D keypoints over time.
+
+:class:`Session2D` is what the triangulation stage consumes. It is saved as one compressed
+``.npz`` (no pickles) whose ``meta_json`` entry records the format, units and world frame.
+:func:`load_pose2sim_session` builds one from a Pose2Sim project folder::
+
+    <folder>/calibration/*.toml | *.qca.txt     (any sub-folder whose name contains "calib")
+    <folder>/pose/<camera>_json/*.json          (or pose-associated/ or pose-sync/, Pose2Sim's order)
+    <folder>/Config.toml                        (optional: project.frame_rate, pose.pose_model)
+    <folder>/videos/<camera>.*                  (optional: frame rate when the config says 'auto')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simspine.calibration import load_calibration
+from simspine.cameras import Camera
+from simspine.errors import InputError
+from simspine.fileio import atomic_path
+from simspine.io.openpose import read_openpose_folder
+
+FORMAT = "simspine.session2d"
+FORMAT_VERSION = 1
+DEFAULT_WORLD_FRAME = "calibration world (metres; Z up for Qualisys / Pose2Sim / Human3.6M)"
+POSE_DIRS = ("pose-associated", "pose-sync", "pose")  # Pose2Sim's preference order
+# Pose2Sim's [pose] pose_model aliases -> the skeleton names in Pose2Sim.skeletons
+POSE2SIM_MODEL_ALIASES = {"BODY_WITH_FEET": "HALPE_26", "LOWER_BODY": "HALPE_26_LOWER",
+                          "WHOLE_BODY_WRIST": "COCO_133_WRIST", "WHOLE_BODY": "COCO_133", "BODY": "COCO_17"}
+
+
+@dataclass
+class Session2D:
+    """2D keypoints of one subject seen by several calibrated cameras.
+
+    Attributes:
+        cameras: C cameras (extrinsics in ``world_frame``, metres).
+        keypoints: (C, T, K, 2) pixel coordinates (distorted, as detected); NaN where missing.
+        conf: (C, T, K) confidence in [0, 1]; 0 where missing.
+        timestamps: (T,) seconds.
+        keypoint_names: K names (SpineTrack-37 order for SpineTrack-37 data).
+        skeleton: name of the keypoint layout (e.g. ``"SpineTrack-37"``, ``"HALPE_26"``).
+        fps: frame rate in Hz.
+        world_frame: what the camera extrinsics are expressed in.
+        meta: free metadata (JSON-serialisable), e.g. where the session came from.
+    """
+
+    cameras: list[Camera]
+    keypoints: np.ndarray
+    conf: np.ndarray
+    timestamps: np.ndarray
+    keypoint_names: list[str]
+    skeleton: str = ""
+    fps: float = float("nan")
+    world_frame: str = DEFAULT_WORLD_FRAME
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.keypoints = np.asarray(self.keypoints, dtype=float)
+        self.conf = np.asarray(self.conf, dtype=float)
+        self.timestamps = np.asarray(self.timestamps, dtype=float).reshape(-1)
+        self.keypoint_names = [str(n) for n in self.keypoint_names]
+        self.cameras = list(self.cameras)
+        kp = self.keypoints
+        if kp.ndim != 4 or kp.shape[3] != 2:
+            raise InputError(None, f"keypoints must be (cameras, frames, keypoints, 2), got {kp.shape}")
+        C, T, K, _ = kp.shape
+        if C != len(self.cameras):
+            raise InputError(None, f"{C} cameras of keypoints but {len(self.cameras)} calibrated cameras")
+        if self.conf.shape != (C, T, K):
+            raise InputError(None, f"confidences {self.conf.shape} do not match keypoints {kp.shape[:3]}")
+        if self.timestamps.shape != (T,):
+            raise InputError(None, f"{self.timestamps.size} timestamps for {T} frames")
+        if len(self.keypoint_names) != K:
+            raise InputError(None, f"{len(self.keypoint_names)} keypoint names for {K} keypoints")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise InputError(None, f"duplicate camera names: {names}")
+        if not np.isfinite(self.fps) and T > 1:
+            self.fps = float(1.0 / np.median(np.diff(self.timestamps)))
+
+    @property
+    def n_cameras(self) -> int:
+        return len(self.cameras)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.keypoints.shape[1])
+
+    @property
+    def camera_names(self) -> list[str]:
+        return [c.name for c in self.cameras]
+
+    # ---- npz --------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the session to a compressed ``.npz`` (atomically); returns the path."""
+        meta = {"format": FORMAT, "version": FORMAT_VERSION,
+                "units": {"keypoints": "px", "timestamps": "s", "camera_translation": "m", "K": "px"},
+                "world_frame": self.world_frame, "skeleton": self.skeleton, "fps": self.fps,
+                "camera_extrinsics": "X_cam = R @ X_world + t",
+                "shapes": "keypoints (C, T, K, 2), conf (C, T, K), timestamps (T,)",
+                "meta": self.meta}
+        try:
+            meta_json = json.dumps(meta, allow_nan=True)
+        except TypeError as e:
+            raise InputError(path, f"session metadata is not JSON-serialisable ({e})") from None
+        cams = self.cameras
+        arrays = dict(
+            keypoints=self.keypoints, conf=self.conf, timestamps=self.timestamps,
+            keypoint_names=np.array(self.keypoint_names, dtype=str),
+            camera_names=np.array([c.name for c in cams], dtype=str),
+            camera_size=np.array([c.size for c in cams], dtype=np.int64).reshape(-1, 2),
+            camera_K=np.array([c.K for c in cams]).reshape(-1, 3, 3),
+            camera_dist=np.array([c.dist for c in cams]).reshape(-1, 5),
+            camera_R=np.array([c.R for c in cams]).reshape(-1, 3, 3),
+            camera_t=np.array([c.t for c in cams]).reshape(-1, 3),
+            camera_dist_model=np.array([c.dist_model for c in cams], dtype=str),
+            meta_json=np.array(meta_json),
+        )
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise InputError(path, "a session file must end in .npz")
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Session2D:
+        """Read a session written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except OSError as e:
+            raise InputError(path, f"cannot read session file: {e.strerror or e}") from None
+        except Exception as e:  # zipfile/pickle/format errors all mean the same to a user
+            raise InputError(path, f"not a simspine session file ({type(e).__name__}: {e})") from None
+        required = ("keypoints", "conf", "timestamps", "keypoint_names", "camera_names", "camera_size",
+                    "camera_K", "camera_dist", "camera_R", "camera_t", "camera_dist_model", "meta_json")
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise InputError(path, f"not a simspine session file (missing {', '.join(missing)})")
+        try:
+            meta = json.loads(str(d["meta_json"]))
+        except json.JSONDecodeError as e:
+            raise InputError(path, f"corrupt session metadata ({e})") from None
+        if meta.get("format") != FORMAT:
+            raise InputError(path, f"not a simspine session file (format {meta.get('format')!r})")
+        if meta.get("version", 0) > FORMAT_VERSION:
+            raise InputError(path, f"session format version {meta['version']} is newer than this simspine reads")
+        try:
+            cams = [Camera(str(n), tuple(s), K, dist, R, t, str(m)) for n, s, K, dist, R, t, m in zip(
+                d["camera_names"], d["camera_size"], d["camera_K"], d["camera_dist"], d["camera_R"],
+                d["camera_t"], d["camera_dist_model"], strict=True)]
+            return cls(cams, d["keypoints"], d["conf"], d["timestamps"], list(d["keypoint_names"]),
+                       meta.get("skeleton", ""), float(meta.get("fps", float("nan"))),
+                       meta.get("world_frame", DEFAULT_WORLD_FRAME), meta.get("meta", {}))
+        except (InputError, ValueError) as e:
+            raise InputError(path, getattr(e, "problem", str(e))) from None
+
+
+# ---- Pose2Sim project folders -----------------------------------------------------------------
+def _last_number(name: str) -> int | None:
+    nums = re.findall(r"\d+", name)
+    return int(nums[-1]) if nums else None
+
+
+def find_calibration(folder: Path) -> Path:
+    """The calibration file of a Pose2Sim project: the newest ``*.toml`` in a ``*calib*`` folder,
+    else a ``*.qca.txt`` there (Pose2Sim converts those to TOML first)."""
+    dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and "calib" in d.name.lower()]
+    tomls = [p for d in dirs for p in d.glob("*.toml")]
+    if tomls:
+        return max(tomls, key=lambda p: (p.stat().st_mtime, p.name))
+    qcas = sorted(p for d in dirs for p in d.glob("*.qca.txt"))
+    if len(qcas) == 1:
+        return qcas[0]
+    if len(qcas) > 1:
+        raise InputError(folder, f"several Qualisys calibrations, pass one explicitly: {[str(q) for q in qcas]}")
+    raise InputError(folder, "no calibration found (expected calibration/*.toml or calibration/*.qca.txt)")
+
+
+def find_keypoint_folders(folder: Path) -> list[Path]:
+    """Per-camera OpenPose JSON folders: sub-folders with 'json' in their name of the first of
+    ``pose-associated``, ``pose-sync``, ``pose`` that has any, ordered by their last number."""
+    for name in POSE_DIRS:
+        pose_dir = folder / name
+        if pose_dir.is_dir():
+            dirs = [d for d in pose_dir.iterdir() if d.is_dir() and "json" in d.name.lower()]
+            if dirs:
+                return sorted(dirs, key=lambda d: (_last_number(d.name) is None, _last_number(d.name) or 0, d.name))
+    raise InputError(folder, "no 2D keypoint folders found (expected pose/<camera>_json/ with OpenPose JSON files)")
+
+
+def match_camera(dir_name: str, cameras: list[Camera]) -> Camera | None:
+    """The camera a keypoint folder belongs to: same name once ``_json`` is removed, else the only
+    camera whose name ends with the same number (``cam01_json`` <-> ``int_cam01_img``)."""
+    stem = re.sub(r"_?json$", "", dir_name, flags=re.IGNORECASE)
+    for cam in cameras:
+        if cam.name == stem:
+            return cam
+    n = _last_number(stem)
+    if n is None:
+        return None
+    same = [c for c in cameras if _last_number(c.name) == n]
+    return same[0] if len(same) == 1 else None
+
+
+def keypoint_names_for(skeleton: str | None, n_keypoints: int) -> tuple[str, list[str]]:
+    """(skeleton name, K keypoint names) for a skeleton name, or guessed from K when None.
+
+    Known: SpineTrack-37 (also guessed for K = 37), Human3.6M-32/17, and Pose2Sim's skeletons
+    (``HALPE_26``, ``COCO_17``, ``Body_with_feet``...; ids without a node get ``kp<i>``).
+    Anything else gets ``kp0 .. kp<K-1>``.
+    """
+    from simspine import skeletons as sk
+
+    ours = {"spinetrack37": sk.spinetrack37, "spinetrack-37": sk.spinetrack37, "h36m32": sk.h36m32,
+            "human3.6m-32": sk.h36m32, "h36m17": sk.h36m17, "human3.6m-17": sk.h36m17}
+    if skeleton is None and n_keypoints == 37:
+        skeleton = "spinetrack37"
+    if skeleton is not None and skeleton.lower() in ours:
+        s = ours[skeleton.lower()]()
+        if len(s) != n_keypoints:
+            raise InputError(None, f"skeleton {s.name} has {len(s)} keypoints but the files hold {n_keypoints}")
+        return s.name, list(s.names)
+    if skeleton is not None:
+        model = POSE2SIM_MODEL_ALIASES.get(skeleton.upper(), skeleton.upper())
+        try:
+            from anytree import PreOrderIter
+            from Pose2Sim import skeletons as p2s
+            root = getattr(p2s, model)
+        except (ImportError, AttributeError):
+            root = None
+        if root is not None:
+            names = [f"kp{i}" for i in range(n_keypoints)]
+            for node in PreOrderIter(root):
+                if node.id is not None:
+                    if node.id >= n_keypoints:
+                        raise InputError(None, f"skeleton {model} has keypoint id {node.id} but the files hold "
+                                               f"{n_keypoints} keypoints")
+                    names[node.id] = node.name
+            return model, names
+    return skeleton or "unknown", [f"kp{i}" for i in range(n_keypoints)]
+
+
+def _config(folder: Path) -> dict:
+    cfg = folder / "Config.toml"
+    if not cfg.is_file():
+        return {}
+    try:
+        with open(cfg, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputError(cfg, f"cannot read Pose2Sim config ({e})") from None
+
+
+def _video_fps(folder: Path, camera: str) -> float | None:
+    vids = folder / "videos"
+    if not vids.is_dir():
+        return None
+    for v in sorted(vids.iterdir()):
+        if v.stem == camera and v.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
+            import cv2
+
+            cap = cv2.VideoCapture(str(v))
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            cap.release()
+            if fps and np.isfinite(fps) and fps > 0:
+                return float(fps)
+    return None
+
+
+def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathLike | None = None,
+                          skeleton: str | None = None, fps: float | None = None) -> Session2D:
+    """Build a :class:`Session2D` from a Pose2Sim project folder (layout in the module docstring).
+
+    Args:
+        folder: the project folder.
+        calibration: a calibration file to use instead of searching ``calibration/``.
+        skeleton: keypoint layout name; default: ``[pose] pose_model`` of ``Config.toml``, or
+            SpineTrack-37 when the files hold 37 keypoints.
+        fps: frame rate; default ``[project] frame_rate`` of ``Config.toml``, else the video's,
+            else 30 (Pose2Sim's fallback).
+    Cameras of the calibration without a keypoint folder are left out (listed in
+    ``meta['unused_cameras']``); the session keeps the keypoint folders' order.
+
+    Raises:
+        InputError: no calibration or keypoint folders, a keypoint folder with no camera in the
+            calibration, fewer than 2 cameras, different frame or keypoint counts across cameras,
+            or any bad file (named).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "session folder not found")
+    calib_path = Path(calibration) if calibration is not None else find_calibration(folder)
+    cams_all = load_calibration(calib_path)
+    kp_dirs = find_keypoint_folders(folder)
+    cams, per_cam = [], []
+    for d in kp_dirs:
+        cam = match_camera(d.name, cams_all)
+        if cam is None:
+            raise InputError(d, f"keypoint folder has no camera in the calibration {calib_path} "
+                                f"(cameras: {', '.join(c.name for c in cams_all)})")
+        if any(c is cam for c in cams):  # Camera holds arrays: compare by identity
+            raise InputError(d, f"a second keypoint folder for camera {cam.name!r}")
+        cams.append(cam)
+    if len(cams) < 2:
+        raise InputError(folder, f"{len(cams)} camera(s) with 2D keypoints; triangulation needs at least 2")
+    n_kp = None
+    for d in kp_dirs:
+        xy, conf = read_openpose_folder(d, n_kp)
+        n_kp = xy.shape[1]
+        per_cam.append((xy, conf))
+    counts = {c.name: xy.shape[0] for c, (xy, _) in zip(cams, per_cam, strict=True)}
+    if len(set(counts.values())) > 1:
+        raise InputError(folder, "cameras have different frame counts: "
+                                 + ", ".join(f"{k} {v}" for k, v in counts.items())
+                                 + " (synchronise and trim the keypoint folders first)")
+    cfg = _config(folder)
+    if skeleton is None:
+        pm = cfg.get("pose", {}).get("pose_model")
+        skeleton = pm if isinstance(pm, str) and n_kp != 37 else None
+    skel_name, names = keypoint_names_for(skeleton, n_kp)
+    fps_source = "argument"
+    if fps is None:
+        fr = cfg.get("project", {}).get("frame_rate")
+        if isinstance(fr, int | float) and not isinstance(fr, bool) and fr > 0:
+            fps, fps_source = float(fr), "Config.toml"
+        else:
+            fps = _video_fps(folder, cams[0].name)
+            fps_source = "video"
+            if fps is None:
+                fps, fps_source = 30.0, "default (Pose2Sim's fallback)"
+    T = per_cam[0][0].shape[0]
+    used = {c.name for c in cams}
+    unused = [c.name for c in cams_all if c.name not in used]
+    meta = {"source": str(folder), "calibration": str(calib_path), "keypoint_folders": [str(d) for d in kp_dirs],
+            "fps_source": fps_source, "unused_cameras": unused}
+    return Session2D(cams, np.stack([p[0] for p in per_cam]), np.stack([p[1] for p in per_cam]),
+                     np.arange(T) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
