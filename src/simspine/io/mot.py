@@ -66,11 +66,6 @@ class MotionTable:
         return self.values[:, self.names.index(name)]
 
 
-def _fmt(v: float) -> str:
-    # 12 significant digits keep degrees/metres far below any measurement precision.
-    return "NaN" if np.isnan(v) else f"{v:.12g}"
-
-
 def write_mot(path: str | os.PathLike, time, names, values, in_degrees: bool = True, comment: str = "",
               name: str | None = None, frame: str | None = "opensim-ground (Y up)",
               meta: dict | None = None) -> Path:
@@ -109,7 +104,8 @@ def write_mot(path: str | os.PathLike, time, names, values, in_degrees: bool = T
     # '=' would turn a comment into metadata for OpenSim, and 'endheader' would end the header early.
     header += [ln.replace("=", ":") for ln in comment.splitlines() if ln.strip() and ln.strip().lower() != "endheader"]
     header += ["", "endheader", "time\t" + "\t".join(table.names)]
-    rows = ["\t".join([_fmt(t)] + [_fmt(v) for v in row]) for t, row in zip(table.time, table.values, strict=True)]
+    row_fmt = "\t".join(["%.12g"] * (N + 1))  # 12 significant digits; 'nan' -> OpenSim's 'NaN'
+    rows = [(row_fmt % (t, *row)).replace("nan", "NaN") for t, row in zip(table.time, table.values, strict=True)]
     return write_text_atomic(path, "\n".join(header + rows) + "\n")
 
 

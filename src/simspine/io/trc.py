@@ -66,8 +66,11 @@ def write_trc(path: str | os.PathLike, traj: Trajectories, units: str = "m", rat
         "\t\t" + "\t".join(f"X{i + 1}\tY{i + 1}\tZ{i + 1}" for i in range(M)),
     ]
     xyz = traj.xyz.reshape(T, M * 3) / _UNIT_SCALE[units]
+    # one %-format per row is several times faster than formatting value by value; numbers never
+    # contain the letters "nan", so the replace only turns Python's 'nan' into OpenSim's 'NaN'.
+    row_fmt = "%d\t%.10g" + "\t%.10g" * (M * 3)
     for f in range(T):
-        lines.append("\t".join([str(f + 1), _fmt(traj.time[f])] + [_fmt(v) for v in xyz[f]]))
+        lines.append((row_fmt % (f + 1, traj.time[f], *xyz[f])).replace("nan", "NaN"))
     return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
