@@ -49,6 +49,12 @@ def test_trc_loads_in_opensim_with_same_values(tmp_path):
     # and through the adapter itself
     markers = osim.TRCFileAdapter().read(str(path))["markers"]
     assert markers.getNumRows() == tr.n_frames and list(markers.getColumnLabels()) == tr.names
+    # and through MarkerData, the reader of OpenSim's Scale and IK tools
+    md = osim.MarkerData(str(path))
+    assert md.getNumFrames() == tr.n_frames and md.getUnits().getAbbreviation() == "m"
+    got = np.array([[[md.getFrame(f).getMarker(m).get(i) for i in range(3)] for m in range(len(tr.names))]
+                    for f in range(tr.n_frames)])
+    np.testing.assert_allclose(got, tr.xyz, atol=1e-9, equal_nan=True)
 
 
 def test_trc_round_trip_units_and_frame(tmp_path):
