@@ -282,3 +282,18 @@ def test_session_file_errors(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(InputError, match="missing keypoints"):
         Session2D.load(tmp_path / "other.npz")
+
+
+def test_keypoint_folder_matching_and_names():
+    from simspine.io.session import keypoint_names_for, match_camera
+
+    cams = read_qca(QCA)
+    for c, n in zip(cams, ["int_cam01_img", "int_cam02_img", "int_cam03_img", "int_cam04_img"], strict=True):
+        c.name = n  # names as Pose2Sim's own calibration writes them
+    assert match_camera("cam03_json", cams).name == "int_cam03_img"
+    assert match_camera("camX_json", cams) is None
+    name, names = keypoint_names_for("Body_with_feet", 26)
+    assert name == "HALPE_26" and names[0] == "Nose" and names[19] == "Hip" and len(names) == 26
+    assert keypoint_names_for(None, 37)[0] == "SpineTrack-37"
+    with pytest.raises(InputError, match="has 37 keypoints but the files hold 17"):
+        keypoint_names_for("spinetrack37", 17)
