@@ -1,0 +1,82 @@
+"""``simspine triangulate SESSION --out DIR``: robust triangulation of a multi-view session."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+NAME = "triangulate"
+HELP = "triangulate a Pose2Sim-style session (calibration + OpenPose JSON per camera) into a TRC and a quality report"
+DESCRIPTION = (
+    "Robustly triangulate the 2D keypoints of a session: a Pose2Sim project folder (calibration/*.toml or "
+    "a Qualisys .qca.txt, pose/<camera>_json/ with OpenPose JSON per frame) or a simspine session .npz. "
+    "Writes DIR/triangulated.trc (metres, OpenSim ground frame Y up: the calibration's Z-up world mapped "
+    "by (x, y, z) -> (y, z, x), as Pose2Sim does), DIR/triangulated.npz (also confidences, reprojection "
+    "errors and views used) and DIR/triangulated_report.json, and prints the quality report: "
+    "reprojection error per keypoint in px and mm and the share of observations each camera was "
+    "excluded from."
+)
+
+
+def add_triangulation_arguments(p) -> None:
+    """Options shared with ``simspine annotate``."""
+    from simspine.multiview.triangulation import TriangulationOptions
+
+    d = TriangulationOptions()
+    g = p.add_argument_group("triangulation")
+    g.add_argument("--calibration", default=None, help="calibration file to use instead of SESSION/calibration/")
+    g.add_argument("--fps", type=float, default=None, help="frame rate (default: Config.toml, video, else 30)")
+    g.add_argument("--conf-threshold", type=float, default=d.conf_threshold,
+                   help="ignore 2D points under this confidence (default: %(default)s)")
+    g.add_argument("--reproj-threshold", type=float, default=d.reproj_threshold_px,
+                   help="drop views whose reprojection error exceeds this, px (default: %(default)s)")
+    g.add_argument("--huber", type=float, default=d.huber_delta_px,
+                   help="Huber threshold of the refinement, px (default: %(default)s)")
+    g.add_argument("--no-consistency", action="store_true", help="skip the pair-hypothesis consistency step")
+
+
+def triangulation_options(args):
+    from simspine.multiview.triangulation import TriangulationOptions
+
+    return TriangulationOptions(conf_threshold=args.conf_threshold, reproj_threshold_px=args.reproj_threshold,
+                                huber_delta_px=args.huber, consistency=not args.no_consistency)
+
+
+def load_session(path, calibration=None, fps=None):
+    """A :class:`Session2D` from a Pose2Sim folder or a simspine session ``.npz``."""
+    from simspine.errors import InputError
+    from simspine.io.session import Session2D, load_pose2sim_session
+
+    p = Path(path)
+    if p.is_file() and p.suffix == ".npz":
+        s = Session2D.load(p)
+        if s.n_cameras < 2:
+            raise InputError(p, f"{s.n_cameras} camera(s); triangulation needs at least 2")
+        return s
+    if not p.exists():
+        raise InputError(p, "session not found (expected a Pose2Sim project folder or a session .npz)")
+    return load_pose2sim_session(p, calibration=calibration, fps=fps)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("session", metavar="SESSION", help="Pose2Sim project folder or simspine session .npz")
+    p.add_argument("--out", required=True, help="output folder")
+    add_triangulation_arguments(p)
+
+
+def run(args) -> int:
+    from simspine.multiview.reconstruct import format_report, triangulate_session, write_triangulation
+
+    t0 = time.perf_counter()
+    session = load_session(args.session, args.calibration, args.fps)
+    t1 = time.perf_counter()
+    print(f"session: {session.n_cameras} cameras ({', '.join(session.camera_names)}), {session.n_frames} frames, "
+          f"{len(session.keypoint_names)} keypoints ({session.skeleton}), {session.fps:g} fps; read in {t1 - t0:.2f} s")
+    rec = triangulate_session(session, triangulation_options(args))
+    t2 = time.perf_counter()
+    n = session.n_frames * len(session.keypoint_names)
+    print(f"triangulated {n} points in {t2 - t1:.2f} s ({n / max(t2 - t1, 1e-9):.0f} points/s)\n")
+    paths = write_triangulation(rec, args.out)
+    print(format_report(rec.report))
+    print("\nwrote " + ", ".join(str(v) for v in paths.values()) + " (TRC in OpenSim's Y-up frame)")
+    return 0

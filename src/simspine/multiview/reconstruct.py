@@ -1,0 +1,195 @@
+"""Triangulate a whole multi-view session and describe the result's quality.
+
+:func:`triangulate_session` turns a :class:`~simspine.io.session.Session2D` (2D keypoints per
+camera + calibration) into 3D :class:`~simspine.trajectories.Trajectories` in OpenSim's ground
+frame (Y up, converted from the calibration's Z-up world with :func:`simspine.frames.zup_to_yup`),
+plus a quality report: reprojection error per keypoint in pixels and in millimetres (pixel error
+× depth / focal length in each used view) and, per camera, the share of observations it was
+excluded from (missing or under the confidence threshold vs. rejected as inconsistent).
+
+:func:`write_triangulation` writes the TRC, an ``.npz`` with everything the later stages need
+(confidences, errors, views used) and the report as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simspine.bench.table import format_table
+from simspine.fileio import atomic_path, write_text_atomic
+from simspine.frames import zup_to_yup
+from simspine.io.session import Session2D
+from simspine.multiview.triangulation import TriangulationOptions, TriangulationResult, triangulate
+from simspine.trajectories import Trajectories
+
+YUP_FRAME = "opensim-ground (Y up); from the calibration world (Z up) by (x, y, z) -> (y, z, x)"
+WORLD_FRAME = "calibration world (Z up)"
+
+
+@dataclass
+class Reconstruction:
+    """A triangulated session.
+
+    Attributes:
+        markers: (T, K, 3) metres in OpenSim's ground frame (Y up), NaN where invalid; ``conf`` is
+            the mean 2D confidence of the views used (0 where invalid).
+        markers_world: the same points in the calibration's world frame (Z up).
+        result: the raw :class:`TriangulationResult` (calibration world frame).
+        report: quality report (JSON-serialisable dict, see :func:`quality_report`).
+    """
+
+    markers: Trajectories
+    markers_world: Trajectories
+    result: TriangulationResult
+    report: dict
+
+
+def _per_view_mm(cameras, points: np.ndarray, view_error_px: np.ndarray) -> np.ndarray:
+    """(T, K, C) reprojection errors converted to millimetres at the point's depth in each view."""
+    out = np.full(view_error_px.shape, np.nan)
+    for c, cam in enumerate(cameras):
+        z = (points @ cam.R.T + cam.t)[..., 2]
+        f = 0.5 * (cam.K[0, 0] + cam.K[1, 1])
+        out[..., c] = view_error_px[..., c] * z / f * 1000.0
+    return out
+
+
+def quality_report(session: Session2D, result: TriangulationResult, options: TriangulationOptions) -> dict:
+    """Reprojection error per keypoint (px and mm) and exclusion shares per camera."""
+    used = result.views_used  # (T, K, C)
+    T, K, C = used.shape
+    px = np.where(used, result.view_error, np.nan)
+    mm = np.where(used, _per_view_mm(session.cameras, result.points, result.view_error), np.nan)
+    with _nowarn():
+        kp_px = np.nanmean(px, axis=(0, 2))
+        kp_mm = np.nanmean(mm, axis=(0, 2))
+    keypoints = []
+    for k, name in enumerate(session.keypoint_names):
+        keypoints.append({"name": name, "valid_share": float(result.valid[:, k].mean()),
+                          "reproj_error_px": _f(kp_px[k]), "reproj_error_mm": _f(kp_mm[k])})
+    observed = np.moveaxis(np.isfinite(session.keypoints).all(-1), 0, -1)  # (T, K, C)
+    confident = observed & (np.moveaxis(session.conf, 0, -1) >= options.conf_threshold)
+    cams = []
+    for c, cam in enumerate(session.cameras):
+        cams.append({
+            "name": cam.name,
+            "used_share": float(used[..., c].mean()),
+            "excluded_share": float(1 - used[..., c].mean()),
+            "excluded_missing_or_low_confidence": float((~confident[..., c]).mean()),
+            "excluded_inconsistent": float((confident[..., c] & ~used[..., c]).mean()),
+            "frames_excluded_share": float((~used[..., c]).all(-1).mean()),
+        })
+    with _nowarn():
+        return {
+            "units": {"reproj_error_px": "pixels", "reproj_error_mm": "millimetres at the point's depth",
+                      "shares": "fraction of frames x keypoints"},
+            "frames": int(T), "keypoints_per_frame": int(K), "cameras_count": int(C),
+            "valid_share": float(result.valid.mean()),
+            "mean_reproj_error_px": _f(np.nanmean(px)), "mean_reproj_error_mm": _f(np.nanmean(mm)),
+            "mean_views_used": _f(used.sum(-1)[result.valid].mean()) if result.valid.any() else None,
+            "options": {k: (None if v is None else float(v) if isinstance(v, int | float) and not isinstance(v, bool)
+                            else v) for k, v in vars(options).items()},
+            "keypoints": keypoints,
+            "cameras": cams,
+        }
+
+
+class _nowarn:
+    """Silence numpy's 'mean of empty slice' warnings (NaN is the intended answer there)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return self
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+
+def _f(v) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def format_report(report: dict) -> str:
+    """The report as two plain-text tables (keypoints, cameras)."""
+    kp = format_table(["keypoint", "valid %", "reproj px", "reproj mm"],
+                      [[k["name"], 100 * k["valid_share"], _n(k["reproj_error_px"]), _n(k["reproj_error_mm"])]
+                       for k in report["keypoints"]], floatfmt=".2f")
+    cams = format_table(["camera", "used %", "excluded %", "missing/low conf %", "inconsistent %",
+                         "whole frame excluded %"],
+                        [[c["name"], 100 * c["used_share"], 100 * c["excluded_share"],
+                          100 * c["excluded_missing_or_low_confidence"], 100 * c["excluded_inconsistent"],
+                          100 * c["frames_excluded_share"]] for c in report["cameras"]], floatfmt=".1f")
+    head = (f"{report['frames']} frames x {report['keypoints_per_frame']} keypoints, {report['cameras_count']} "
+            f"cameras: {100 * report['valid_share']:.1f}% valid, mean reprojection error "
+            f"{_n(report['mean_reproj_error_px']):.2f} px = {_n(report['mean_reproj_error_mm']):.1f} mm")
+    return "\n".join([head, "", kp, "", cams])
+
+
+def _n(v):
+    return float("nan") if v is None else float(v)
+
+
+def triangulate_session(session: Session2D, options: TriangulationOptions | None = None) -> Reconstruction:
+    """Triangulate every frame and keypoint of ``session``; see the module docstring."""
+    o = options or TriangulationOptions()
+    res = triangulate(session.cameras, session.keypoints, session.conf, o)
+    used = res.views_used
+    conf2 = np.moveaxis(np.nan_to_num(session.conf), 0, -1)  # (T, K, C)
+    n = used.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.where(res.valid, (conf2 * used).sum(-1) / np.maximum(n, 1), 0.0)
+    conf = np.clip(conf, 0.0, 1.0)
+    meta = {"source": session.meta.get("source", ""), "skeleton": session.skeleton,
+            "cameras": session.camera_names}
+    world = Trajectories(session.timestamps, session.keypoint_names, res.points, conf, WORLD_FRAME, dict(meta))
+    yup = Trajectories(session.timestamps, session.keypoint_names, zup_to_yup(res.points), conf.copy(), YUP_FRAME,
+                       dict(meta))
+    return Reconstruction(yup, world, res, quality_report(session, res, o))
+
+
+def write_triangulation(rec: Reconstruction, out_dir: str | os.PathLike, stem: str = "triangulated") -> dict[str, Path]:
+    """Write ``<stem>.trc`` (Y up), ``<stem>.npz`` and ``<stem>_report.json`` into ``out_dir``.
+
+    Returns the paths by kind. Each file is written atomically.
+    """
+    from simspine.io.trc import write_trc
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"trc": out / f"{stem}.trc", "npz": out / f"{stem}.npz", "report": out / f"{stem}_report.json"}
+    write_trc(paths["trc"], rec.markers)
+    r = rec.result
+    meta = {"frame": rec.markers.frame, "units": {"xyz": "m", "time": "s", "reproj_error": "px"},
+            "shapes": "xyz (T, K, 3); conf, reproj_error, valid (T, K); views_used, view_error (T, K, C)",
+            "names": rec.markers.names, "cameras": rec.markers.meta.get("cameras", [])}
+    with atomic_path(paths["npz"]) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, time=rec.markers.time, xyz=rec.markers.xyz, conf=rec.markers.conf,
+                            reproj_error=r.reproj_error, valid=r.valid, views_used=r.views_used,
+                            view_error=r.view_error, names=np.array(rec.markers.names, dtype=str),
+                            meta_json=np.array(json.dumps(meta)))
+    write_text_atomic(paths["report"], json.dumps(rec.report, indent=1) + "\n")
+    return paths
+
+
+def read_triangulation(path: str | os.PathLike) -> Trajectories:
+    """Read the ``.npz`` written by :func:`write_triangulation` back as Y-up trajectories with
+    their confidences."""
+    from simspine.errors import InputError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta_json"]))
+            return Trajectories(z["time"], list(z["names"]), z["xyz"], z["conf"], meta["frame"],
+                                {"source": str(path)})
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(path, f"not a simspine triangulation file ({e})") from None
