@@ -128,7 +128,7 @@ class Kinematics:
 
     def set_defaults(self) -> None:
         """Every coordinate to its default value."""
-        self.set_coordinates({c.name: c.default for c in self.coordinates if not c.dependent})
+        self.set_coordinates({c.name: c.default for c in self.coordinates if not c.dependent and not c.locked})
 
     def get_coordinates(self) -> dict[str, float]:
         """Current coordinate values (rad / m) by name."""

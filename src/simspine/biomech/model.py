@@ -272,10 +272,19 @@ def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:
     return Path(base) / "simspine"
 
 
+_GEOMETRY_PATH_ADDED = False
+
+
 def _quiet_opensim():
+    """Import opensim with its log at warnings and pose2sim's meshes on the geometry path (so
+    tools that load models themselves, like the ScaleTool, find them)."""
     import opensim as osim
 
+    global _GEOMETRY_PATH_ADDED
     osim.Logger.setLevelString("warn")
+    if not _GEOMETRY_PATH_ADDED:
+        osim.ModelVisualizer.addDirToGeometrySearchPaths(str(geometry_dir()))
+        _GEOMETRY_PATH_ADDED = True
     return osim
 
 
@@ -340,7 +349,6 @@ def load_model(path: str | os.PathLike | None = None, **prepare_kwargs):
     path = Path(path) if path is not None else prepare_model(**prepare_kwargs)
     if not Path(path).is_file():
         raise InputError(path, "model file not found")
-    osim.ModelVisualizer.addDirToGeometrySearchPaths(str(geometry_dir()))
     try:
         return osim.Model(str(path))
     except Exception as e:  # OpenSim raises RuntimeError with its own text

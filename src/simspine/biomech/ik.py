@@ -1,0 +1,554 @@
+"""Inverse kinematics: marker trajectories -> model coordinates per frame.
+
+Objective per frame (OpenSim's IK objective)::
+
+    min_q  sum_m w_m c_m(t) |p_m(q) - x_m(t)|^2  +  sum_k w_k (q_k - v_k)^2
+
+subject to the model's coupler constraints. ``w_m`` are per-marker weights (defaults: SpineTrack-37
+IK weights from ``spinetrack37.json``), ``c_m(t)`` per-frame confidences from the
+:class:`~simspine.trajectories.Trajectories`; markers that are NaN in a frame are dropped from
+that frame. ``w_k, v_k`` are coordinate tasks (default: ``spinetrack37_info().coordinate_tasks``;
+note the units: a coordinate task of weight 1 on a 1 degree deviation costs as much as a
+weight-1 marker that is 17 mm off, so the default task pulls lumbar flexion towards neutral).
+
+Two interchangeable backends implement :class:`IKBackend`:
+
+* :class:`OpenSimSolverIK` -- OpenSim's ``InverseKinematicsSolver`` run in-process: the markers
+  go in as an in-memory ``TimeSeriesTableVec3`` (no TRC round trip), weights are updated per frame,
+  each frame is warm-started from the previous one (``track``). ``accuracy`` is OpenSim's.
+* :class:`JacobianIK` (default) -- damped Gauss-Newton on the same objective, using OpenSim's
+  exact station Jacobians (``SimbodyMatterSubsystem.calcStationJacobian``) on the model's
+  independent coordinates; the linear coupler constraints are eliminated exactly (dependent
+  coordinates are linear functions of independent ones), warm-started from the previous frame.
+  ``accuracy`` is the convergence threshold on the step (rad or m). It converges to the least
+  squares optimum (sub-micrometre on exact data) in a few iterations per frame.
+
+Both return an :class:`IKResult` (all model coordinates per frame, per-marker errors, per-frame
+RMS and max error). :func:`solve_trials` runs many trials in a process pool. A batched (PyTorch)
+backend can implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import time as _time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from simspine.biomech.model import coordinate_info, load_model
+from simspine.errors import InputError
+from simspine.skeletons import spinetrack37_info
+from simspine.trajectories import Trajectories
+
+
+@dataclass
+class IKResult:
+    """IK output for one trial.
+
+    Attributes:
+        time: (T,) s.
+        coordinate_names: all C model coordinates, model order.
+        values: (T, C) radians for rotations, metres for translations.
+        rotational: (C,) bool, which coordinates are rotations.
+        marker_names: the M markers that took part (model and data both have them).
+        marker_errors: (T, M) distance model marker - data marker, metres; NaN where dropped.
+        rms: (T,) root mean square of the (unweighted) errors of the markers used, metres.
+        max: (T,) largest error of the markers used, metres.
+        n_markers: (T,) number of markers used.
+        backend: which backend solved it; ``seconds``: solve wall time (excluding model load).
+    """
+
+    time: np.ndarray
+    coordinate_names: list[str]
+    values: np.ndarray
+    rotational: np.ndarray
+    marker_names: list[str]
+    marker_errors: np.ndarray
+    rms: np.ndarray
+    max: np.ndarray
+    n_markers: np.ndarray
+    backend: str = ""
+    seconds: float = float("nan")
+    meta: dict = field(default_factory=dict)
+
+    def column(self, name: str) -> np.ndarray:
+        """(T,) values of one coordinate (rad / m)."""
+        if name not in self.coordinate_names:
+            raise InputError(None, f"no coordinate {name!r} in the IK result")
+        return self.values[:, self.coordinate_names.index(name)]
+
+    @property
+    def fps(self) -> float:
+        return len(self.time) / self.seconds if self.seconds > 0 else float("nan")
+
+    def values_for_mot(self) -> np.ndarray:
+        """(T, C) with rotations in degrees (the ``.mot`` convention)."""
+        out = self.values.copy()
+        out[:, self.rotational] = np.rad2deg(out[:, self.rotational])
+        return out
+
+
+def write_ik_mot(result: IKResult, path: str | os.PathLike) -> Path:
+    """Write the coordinates as an OpenSim ``.mot`` (degrees for rotations), atomically."""
+    from simspine.io.mot import write_mot
+
+    return write_mot(path, result.time, result.coordinate_names, result.values_for_mot(), in_degrees=True,
+                     name="simspine_ik", frame="opensim-ground (Y up)",
+                     comment=f"simspine inverse kinematics ({result.backend})\n"
+                             "rotations in degrees, translations in metres")
+
+
+class IKBackend(Protocol):
+    """What an IK engine provides. ``model`` is an ``opensim.Model`` or a model path."""
+
+    name: str
+
+    def solve(self, model, markers: Trajectories, weights: dict[str, float] | None = None,
+              coordinate_tasks: Sequence[dict] | None = None, progress: bool = False) -> IKResult: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# shared preparation
+
+
+@dataclass
+class _Prepared:
+    model: object
+    state: object
+    names: list[str]  # markers used (model order of the data)
+    x: np.ndarray  # (T, M, 3)
+    w: np.ndarray  # (T, M) weight * confidence, 0 where missing
+    tasks: list[tuple[str, float, float]]
+
+
+def _as_model(model):
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    return model
+
+
+def _prepare(model, markers: Trajectories, weights, coordinate_tasks, source=None) -> _Prepared:
+    model = _as_model(model)
+    state = model.initSystem()
+    ms = model.getMarkerSet()
+    model_markers = [ms.get(i).getName() for i in range(ms.getSize())]
+    names = [n for n in markers.names if n in model_markers]
+    if not names:
+        raise InputError(source, "no marker of the data is in the model's marker set "
+                                 f"(model markers: {', '.join(model_markers)})")
+    if markers.n_frames == 0:
+        raise InputError(source, "no frames")
+    idx = [markers.names.index(n) for n in names]
+    x = markers.xyz[:, idx]
+    conf = np.nan_to_num(markers.conf[:, idx], nan=0.0)
+    if np.isinf(x).any():
+        bad = sorted({names[j] for j in np.nonzero(np.isinf(x).any(axis=(0, 2)))[0]})
+        raise InputError(source, f"infinite marker coordinates in: {', '.join(bad)}")
+    if (conf < 0).any():
+        raise InputError(source, "negative marker confidences")
+    weights = spinetrack37_info().ik_weights if weights is None else weights
+    base = np.array([float(weights.get(n, 1.0)) for n in names])
+    present = np.isfinite(x).all(axis=2)
+    w = np.where(present, base[None, :] * conf, 0.0)
+    tasks = []
+    coords = {c.name for c in coordinate_info(model)}
+    for task in (spinetrack37_info().coordinate_tasks if coordinate_tasks is None else coordinate_tasks):
+        if task["coordinate"] not in coords:
+            raise InputError(source, f"coordinate task on unknown coordinate {task['coordinate']!r}")
+        if float(task.get("weight", 1.0)) > 0:
+            tasks.append((task["coordinate"], float(task.get("value", 0.0)), float(task.get("weight", 1.0))))
+    return _Prepared(model, state, names, x, w, tasks)
+
+
+def _result(prep: _Prepared, time, values, errors, backend, seconds) -> IKResult:
+    info = coordinate_info(prep.model)
+    used = prep.w > 0
+    err = np.where(used, errors, np.nan)
+    with np.errstate(invalid="ignore"):
+        n = used.sum(axis=1)
+        rms = np.sqrt(np.nansum(err ** 2, axis=1) / np.maximum(n, 1))
+        mx = np.nanmax(np.where(used, err, -np.inf), axis=1)
+    rms[n == 0] = np.nan
+    mx[n == 0] = np.nan
+    return IKResult(np.asarray(time, float), [c.name for c in info], values,
+                    np.array([c.rotational for c in info]), list(prep.names), err, rms, mx, n,
+                    backend, seconds)
+
+
+def _progress(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, unit="frame")
+
+
+# ----------------------------------------------------------------------------------------------
+# OpenSim's InverseKinematicsSolver, in-process
+
+
+class OpenSimSolverIK:
+    """OpenSim's ``InverseKinematicsSolver`` with in-memory markers, warm-started per frame."""
+
+    name = "opensim-solver"
+
+    def __init__(self, accuracy: float = 1e-5, constraint_weight: float = float("inf")):
+        self.accuracy = accuracy
+        self.constraint_weight = constraint_weight
+
+    def solve(self, model, markers: Trajectories, weights=None, coordinate_tasks=None, progress=False) -> IKResult:
+        import opensim as osim
+
+        prep = _prepare(model, markers, weights, coordinate_tasks)
+        model, names, T = prep.model, prep.names, markers.n_frames
+        table = osim.TimeSeriesTableVec3()
+        table.setColumnLabels(names)
+        for t in range(T):
+            row = osim.RowVectorVec3(len(names))
+            for j in range(len(names)):
+                # OpenSim drops NaN markers of a frame itself; we also zero their weight.
+                row[j] = osim.Vec3(*prep.x[t, j])
+            table.appendRow(float(markers.time[t]), row)
+        table.addTableMetaDataString("Units", "m")
+        wset = osim.SetMarkerWeights()
+        for j, n in enumerate(names):
+            wset.cloneAndAppend(osim.MarkerWeight(n, float(prep.w[:, j].max(initial=0.0)) or 1.0))
+        mref = osim.MarkersReference(table, wset)
+        crefs = osim.SimTKArrayCoordinateReference()
+        for cname, value, weight in prep.tasks:
+            cr = osim.CoordinateReference(cname, osim.Constant(value))
+            cr.setWeight(weight)
+            crefs.push_back(cr)
+        solver = osim.InverseKinematicsSolver(model, mref, crefs, self.constraint_weight)
+        solver.setAccuracy(self.accuracy)
+        state = prep.state
+        cs = model.getCoordinateSet()
+        coords = [cs.get(i) for i in range(cs.getSize())]
+        values = np.empty((T, len(coords)))
+        errors = np.full((T, len(names)), np.nan)
+        t0 = _time.perf_counter()
+        for t in _progress(range(T), progress, "IK (opensim solver)"):
+            state.setTime(float(markers.time[t]))
+            if t == 0:
+                # The solver's assembler exists only after assemble(); updating weights before
+                # that crashes OpenSim. Assemble with the marker set's weights, then track.
+                solver.assemble(state)
+            for j, n in enumerate(names):
+                solver.updateMarkerWeight(n, float(prep.w[t, j]))
+            # A change in which markers are present changes the assembly problem: track() then
+            # refuses to run, so assemble() (also warm-started from the current pose).
+            if t > 0 and np.array_equal(prep.w[t] > 0, prep.w[t - 1] > 0):
+                solver.track(state)
+            else:
+                solver.assemble(state)
+            e = osim.SimTKArrayDouble()
+            solver.computeCurrentMarkerErrors(e)
+            for k in range(e.size()):
+                errors[t, names.index(solver.getMarkerNameForIndex(k))] = e.getElt(k)
+            values[t] = [c.getValue(state) for c in coords]
+        seconds = _time.perf_counter() - t0
+        return _result(prep, markers.time, values, errors, self.name, seconds)
+
+
+# ----------------------------------------------------------------------------------------------
+# Gauss-Newton on OpenSim's station Jacobians
+
+
+class _Kinematic:
+    """q-space bookkeeping for :class:`JacobianIK`: q = base + C z over the free coordinates z."""
+
+    def __init__(self, model, state):
+        import opensim as osim
+
+        self.osim = osim
+        self.model, self.state = model, state
+        self.matter = model.getMatterSubsystem()
+        if state.getNQ() != state.getNU():
+            raise InputError(None, "model has quaternion joints; JacobianIK needs q' = u")
+        cs = model.getCoordinateSet()
+        self.coords = [cs.get(i) for i in range(cs.getSize())]
+        info = coordinate_info(model)
+        self.names = [c.name for c in info]
+        q0 = state.getQ().to_numpy().copy()
+        # Global q index of each coordinate, found by perturbation (robust to joint types).
+        self.qidx = np.empty(len(self.coords), dtype=int)
+        for i, c in enumerate(self.coords):
+            v, locked = c.getValue(state), c.getLocked(state)
+            c.setLocked(state, False)
+            c.setValue(state, v + 0.125, False)
+            d = np.nonzero(np.abs(state.getQ().to_numpy() - q0) > 1e-9)[0]
+            c.setValue(state, v, False)
+            c.setLocked(state, locked)
+            if len(d) != 1:
+                raise InputError(None, f"cannot map coordinate {c.getName()} to one generalized coordinate")
+            self.qidx[i] = d[0]
+        state.setQ(osim.Vector.createFromMat(q0))
+        self.free = [i for i, c in enumerate(info) if not c.dependent and not c.locked]
+        self.free_names = [self.names[i] for i in self.free]
+        self.lo = np.array([info[i].range[0] for i in self.free])
+        self.hi = np.array([info[i].range[1] for i in self.free])
+        nq = len(q0)
+        self.C = np.zeros((nq, len(self.free)))
+        for k, i in enumerate(self.free):
+            self.C[self.qidx[i], k] = 1.0
+        self.dep: list[tuple[int, int, float, float]] = []  # (q dep, z index of independent, a, b)
+        ccs = model.getConstraintSet()
+        for i in range(ccs.getSize()):
+            c = osim.CoordinateCouplerConstraint.safeDownCast(ccs.get(i))
+            if c is None or not c.get_isEnforced():
+                continue
+            fn = osim.LinearFunction.safeDownCast(c.getFunction())
+            ind = c.getIndependentCoordinateNames()
+            if fn is None or ind.getSize() != 1 or ind.get(0) not in self.free_names:
+                raise InputError(None, f"constraint {c.getName()} is not a linear coupler on a free coordinate")
+            scale = osim.PropertyHelper.getValueDouble(c.getPropertyByName("scale_factor"))
+            a, b = fn.getSlope() * scale, fn.getIntercept() * scale
+            qd = self.qidx[self.names.index(c.getDependentCoordinateName())]
+            zk = self.free_names.index(ind.get(0))
+            self.C[qd, zk] = a
+            self.dep.append((qd, zk, a, b))
+        other = [i for i, c in enumerate(info) if c.dependent and self.qidx[i] not in {d[0] for d in self.dep}]
+        if other:
+            raise InputError(None, "dependent coordinates without a linear coupler: "
+                                   + ", ".join(self.names[i] for i in other))
+        self.base = q0.copy()
+        self.base[[self.qidx[i] for i in self.free]] = 0.0
+        for qd, _, _, b in self.dep:
+            self.base[qd] = b
+
+    def z_from_state(self) -> np.ndarray:
+        q = self.state.getQ().to_numpy()
+        return q[[self.qidx[i] for i in self.free]].copy()
+
+    def set_z(self, z: np.ndarray) -> np.ndarray:
+        q = self.base + self.C @ z
+        self.state.setQ(self.osim.Vector.createFromMat(q))
+        self.model.realizePosition(self.state)
+        return q
+
+
+class JacobianIK:
+    """Damped Gauss-Newton IK on OpenSim station Jacobians (see the module docstring)."""
+
+    name = "jacobian-gn"
+
+    def __init__(self, accuracy: float = 1e-7, max_iterations: int = 50, first_frame_iterations: int = 200,
+                 restarts: int = 8):
+        self.accuracy = accuracy
+        self.restarts = restarts
+        self.max_iterations = max_iterations
+        self.first_frame_iterations = first_frame_iterations
+
+    def solve(self, model, markers: Trajectories, weights=None, coordinate_tasks=None, progress=False) -> IKResult:
+        osim = __import__("opensim")
+        prep = _prepare(model, markers, weights, coordinate_tasks)
+        model, state, names, T = prep.model, prep.state, prep.names, markers.n_frames
+        kin = _Kinematic(model, state)
+        ms = model.getMarkerSet()
+        mks = [ms.get(n) for n in names]
+        mobod = osim.SimTKArrayMobilizedBodyIndex()
+        stations = osim.SimTKArrayVec3()
+        for mk in mks:
+            mobod.push_back(osim.PhysicalFrame.safeDownCast(mk.getParentFrame()).getMobilizedBodyIndex())
+            stations.push_back(mk.get_location())
+        jac = osim.Matrix()
+        task_rows = [(kin.free_names.index(c), v, w) for c, v, w in prep.tasks if c in kin.free_names]
+        n_z = len(kin.free)
+
+        def positions():
+            out = np.empty((len(mks), 3))
+            for j, mk in enumerate(mks):
+                p = mk.getLocationInGround(state)
+                out[j] = (p.get(0), p.get(1), p.get(2))
+            return out
+
+        def residual(z, x, sw):
+            kin.set_z(z)
+            p = positions()
+            r = (sw[:, None] * (p - x)).ravel()
+            if task_rows:
+                r = np.concatenate([r, [np.sqrt(w) * (z[k] - v) for k, v, w in task_rows]])
+            return r, p
+
+        def solve_frame(t, z, iterations):
+            use = prep.w[t] > 0
+            x = np.where(use[:, None], prep.x[t], 0.0)
+            sw = np.sqrt(prep.w[t])
+            lam = 1e-3
+            r, p = residual(z, x, sw)
+            cost = r @ r
+            for _ in range(iterations):
+                self.matter_jac(kin, mobod, stations, jac)
+                Jw = np.repeat(sw, 3)[:, None] * (jac.to_numpy() @ kin.C)  # (3M, n_z)
+                if task_rows:
+                    Jt = np.zeros((len(task_rows), n_z))
+                    for i, (k, _, w) in enumerate(task_rows):
+                        Jt[i, k] = np.sqrt(w)
+                    Jw = np.vstack([Jw, Jt])
+                H = Jw.T @ Jw
+                g = Jw.T @ r
+                # Marquardt scaling; unobserved coordinates (zero column) keep their value.
+                diag = np.maximum(np.diag(H), 1e-12)
+                while True:
+                    step = -np.linalg.solve(H + lam * np.diag(diag) + 1e-12 * np.eye(n_z), g)
+                    # Projected step: coordinates stay within their ranges (as in the model).
+                    step = np.clip(z + step, kin.lo, kin.hi) - z
+                    r_new, p_new = residual(z + step, x, sw)
+                    c_new = r_new @ r_new
+                    if c_new <= cost or lam > 1e8:
+                        break
+                    lam *= 10.0
+                if c_new > cost:
+                    break
+                z, r, p, cost = z + step, r_new, p_new, c_new
+                lam = max(lam / 10.0, 1e-9)
+                if np.max(np.abs(step)) < self.accuracy:
+                    break
+            return z, p, cost
+
+        T_ = T
+        zs = np.empty((T_, n_z))
+        pos = np.empty((T_, len(names), 3))
+        costs = np.empty(T_)
+        z = kin.z_from_state()
+        t0 = _time.perf_counter()
+        for t in _progress(range(T_), progress, "IK (jacobian)"):
+            if t == 0:
+                use = prep.w[t] > 0
+                z = self._initial_guess(kin, z, np.where(use[:, None], prep.x[t], 0.0), use, names)
+                # Multi-start on the first frame (limb chains have several local minima): the
+                # default pose with the pelvis placed, then random poses within the ranges.
+                kin.set_z(z)
+                self.matter_jac(kin, mobod, stations, jac)
+                observed = np.linalg.norm(jac.to_numpy() @ kin.C, axis=0) > 1e-9
+                best = solve_frame(t, z, self.first_frame_iterations)
+                rng = np.random.default_rng(0)
+                pelvis = np.array([n.startswith("pelvis") for n in kin.free_names])
+                for _ in range(self.restarts):
+                    if best[2] < 1e-8 * max(1, use.sum()):
+                        break
+                    # Coordinates no marker observes (e.g. wrists) stay at the start value.
+                    keep = pelvis | ~observed
+                    z_try = np.where(keep, z, kin.lo + (kin.hi - kin.lo) * rng.uniform(0.25, 0.75, n_z))
+                    cand = solve_frame(t, z_try, self.first_frame_iterations)
+                    if cand[2] < best[2]:
+                        best = cand
+                z, pos[t], costs[t] = best
+            else:
+                z, pos[t], costs[t] = solve_frame(t, z, self.max_iterations)
+            zs[t] = z
+        # Backward repair: a frame left in a poor local minimum (typically the first frames,
+        # started from the default pose) is re-solved from its successor's solution; the better
+        # of the two is kept.
+        for t in range(T_ - 2, -1, -1):
+            if costs[t] > 4.0 * costs[t + 1] + 1e-10:
+                z2, p2, c2 = solve_frame(t, zs[t + 1].copy(), self.first_frame_iterations)
+                if c2 < costs[t]:
+                    zs[t], pos[t], costs[t] = z2, p2, c2
+        seconds = _time.perf_counter() - t0
+        q = kin.base[None, :] + zs @ kin.C.T
+        values = q[:, kin.qidx]
+        errors = np.linalg.norm(pos - prep.x, axis=2)
+        kin.set_z(zs[-1])
+        return _result(prep, markers.time, values, errors, self.name, seconds)
+
+    @staticmethod
+    def matter_jac(kin, mobod, stations, jac):
+        kin.matter.calcStationJacobian(kin.state, mobod, stations, jac)
+
+    @staticmethod
+    def _initial_guess(kin: _Kinematic, z, x, use, names) -> np.ndarray:
+        """Start from the current pose with the pelvis placed on the data: the rigid fit (Kabsch)
+        of the pelvis-borne markers (or of all used markers) sets pelvis translation and yaw."""
+        z = np.where(np.isfinite(z), z, 0.0)
+        kin.set_z(z)
+        model_p = np.array([[mk.get(0), mk.get(1), mk.get(2)] for mk in
+                            (kin.model.getMarkerSet().get(n).getLocationInGround(kin.state) for n in names)])
+        sel = use.copy()
+        if sel.sum() < 3:
+            return z
+        a, b = model_p[sel], x[sel]
+        ca, cb = a.mean(0), b.mean(0)
+        # Yaw only (about Y): the body is upright in the default pose.
+        H = (a - ca)[:, [0, 2]].T @ (b - cb)[:, [0, 2]]
+        yaw = np.arctan2(H[0, 1] - H[1, 0], H[0, 0] + H[1, 1])
+        names_free = kin.free_names
+        z = z.copy()
+        if "pelvis_rotation" in names_free:
+            z[names_free.index("pelvis_rotation")] += -yaw
+        kin.set_z(z)
+        model_p = np.array([[mk.get(0), mk.get(1), mk.get(2)] for mk in
+                            (kin.model.getMarkerSet().get(n).getLocationInGround(kin.state) for n in names)])
+        shift = x[sel].mean(0) - model_p[sel].mean(0)
+        for k, ax in enumerate(("pelvis_tx", "pelvis_ty", "pelvis_tz")):
+            if ax in names_free:
+                z[names_free.index(ax)] += shift[k]
+        return z
+
+
+BACKENDS = {"jacobian": JacobianIK, "opensim": OpenSimSolverIK}
+
+
+def make_backend(name: str = "jacobian", accuracy: float | None = None) -> IKBackend:
+    """An IK backend by name (``"jacobian"`` default, ``"opensim"``), optionally with ``accuracy``."""
+    if name not in BACKENDS:
+        raise InputError(None, f"unknown IK backend {name!r} (known: {', '.join(BACKENDS)})")
+    return BACKENDS[name]() if accuracy is None else BACKENDS[name](accuracy=accuracy)
+
+
+# ----------------------------------------------------------------------------------------------
+# many trials
+
+
+@dataclass
+class IKJob:
+    """One trial for :func:`solve_trials` (plain data, so it can go to another process)."""
+
+    model_path: str
+    markers: Trajectories
+    weights: dict[str, float] | None = None
+    coordinate_tasks: list[dict] | None = None
+    backend: str = "jacobian"
+    accuracy: float | None = None
+    out_mot: str | None = None
+
+
+def run_job(job: IKJob) -> IKResult:
+    """Solve one :class:`IKJob` (and write its ``.mot`` when ``out_mot`` is set)."""
+    res = make_backend(job.backend, job.accuracy).solve(job.model_path, job.markers, job.weights,
+                                                         job.coordinate_tasks)
+    if job.out_mot:
+        write_ik_mot(res, job.out_mot)
+    return res
+
+
+def solve_trials(jobs: Sequence[IKJob], workers: int = 1, progress: bool = True) -> list[IKResult]:
+    """Solve trials in a process pool of ``workers`` processes (in order of ``jobs``).
+
+    Each worker loads its own OpenSim model (models are not shared between processes). With
+    ``workers <= 1`` the trials run in this process.
+    """
+    jobs = list(jobs)
+    if workers <= 1 or len(jobs) <= 1:
+        out = []
+        for i, job in enumerate(jobs):
+            t0 = _time.perf_counter()
+            out.append(run_job(job))
+            if progress:
+                print(f"trial {i + 1}/{len(jobs)}: {job.markers.n_frames} frames in {_time.perf_counter() - t0:.1f} s")
+        return out
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        futs = [ex.submit(run_job, j) for j in jobs]
+        out = []
+        for i, f in enumerate(futs):
+            out.append(f.result())
+            if progress:
+                print(f"trial {i + 1}/{len(jobs)} done ({jobs[i].markers.n_frames} frames)")
+        return out
