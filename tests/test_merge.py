@@ -10,6 +10,7 @@ from simspine.multiview.merge import (
     h36m_trajectories,
     merge_markers,
     resample,
+    same_frame,
 )
 from simspine.skeletons import H36M_TO_SPINETRACK, h36m32, spinetrack37
 from simspine.trajectories import Trajectories
@@ -72,7 +73,7 @@ def test_merge_h36m_table_timestamps_and_confidence():
     assert np.allclose(m.conf[:, tr], 1.0)
     assert np.abs(m.xyz[:, others] - expect[:, others]).max() < 1e-4  # pseudo, resampled 60 -> 50 Hz
     assert np.allclose(m.conf[:, others], 0.5 * 0.8)
-    assert (m.meta["source"][:, tr] == 1).all() and (m.meta["source"][:, others] == 2).all()
+    assert (m.meta["sample_source"][:, tr] == 1).all() and (m.meta["sample_source"][:, others] == 2).all()
 
 
 def test_merge_fallback_and_short_horizon_filling():
@@ -84,20 +85,20 @@ def test_merge_fallback_and_short_horizon_filling():
     p.xyz[60:90, ST.index("Nose")] = np.nan  # 0.5 s gap: too long, stays missing
     m = merge_markers(p, h)
     iw = ST.index("LWrist")
-    assert (m.meta["source"][10:13, iw] == 2).all() and np.allclose(m.conf[10:13, iw], 0.4)
+    assert (m.meta["sample_source"][10:13, iw] == 2).all() and np.allclose(m.conf[10:13, iw], 0.4)
     assert np.isfinite(m.xyz[:, k]).all()
     nose = m.point("Nose")
     assert np.isnan(nose).any() and (m.conf[np.isnan(nose).any(-1), ST.index("Nose")] == 0).all()
     # without fallback, a short trusted gap is filled by interpolation with reduced confidence
     m2 = merge_markers(p, h, options=MergeOptions(fallback_to_pseudo=False, fill_horizon_s=0.1))
-    assert (m2.meta["source"][10:13, iw] == 3).all()
+    assert (m2.meta["sample_source"][10:13, iw] == 3).all()
     assert np.allclose(m2.conf[10:13, iw], 0.5)
     expect = _motion(h.time[10:13], iw) + 0.003
     assert np.abs(m2.xyz[10:13, iw] - expect).max() < 1e-3
     # ends: a trusted marker starting late is held for at most the horizon (5 frames at 50 Hz)
     h.xyz[:20, h36m32().index("RKnee")] = np.nan
     m3 = merge_markers(p, h, options=MergeOptions(fallback_to_pseudo=False))
-    src = m3.meta["source"][:, ST.index("RKnee")]
+    src = m3.meta["sample_source"][:, ST.index("RKnee")]
     assert (src[:15] == 0).all() and (src[15:20] == 3).all() and (src[20:] == 1).all()
 
 
@@ -108,6 +109,8 @@ def test_merge_trc_names_and_errors():
     assert default_correspondence(trc.names) == {"LHip": "LHip", "RHip": "RHip"}
     m = merge_markers(p, trc)
     assert np.allclose(m.point("LHip"), 0.0)
+    assert same_frame("opensim-ground (Y up)", "opensim-ground (Y up, metres)")
+    assert not same_frame("opensim-ground (Y up)", FRAME)
     with pytest.raises(InputError, match="frame"):
         merge_markers(p, Trajectories(t, ["LHip"], np.zeros((50, 1, 3)), frame="opensim-ground (Y up)"))
     with pytest.raises(InputError, match="not there"):

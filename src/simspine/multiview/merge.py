@@ -56,6 +56,16 @@ class MergeOptions:
     fallback_to_pseudo: bool = True
 
 
+def same_frame(a: str, b: str) -> bool:
+    """Whether two frame descriptions name the same world frame: equal, or the same frame name
+    before any parenthesised detail (``"opensim-ground (Y up)"`` and
+    ``"opensim-ground (Y up, metres)"`` are the same frame)."""
+    def key(f: str) -> str:
+        return f.split("(")[0].strip().lower()
+
+    return a == b or (key(a) != "" and key(a) == key(b))
+
+
 def default_correspondence(trusted_names, target_names=None) -> dict[str, str]:
     """Trusted name → SpineTrack-37 name: Human3.6M's table when the trusted set has Human3.6M
     joint names, otherwise the names the two sets share."""
@@ -148,7 +158,7 @@ def merge_markers(pseudo: Trajectories, trusted: Trajectories, correspondence: d
     """
     o = options or MergeOptions()
     names = list(names or spinetrack37().names)
-    if pseudo.frame != trusted.frame:
+    if not same_frame(pseudo.frame, trusted.frame):
         raise InputError(None, f"pseudo keypoints are in frame {pseudo.frame!r} but trusted markers in "
                                f"{trusted.frame!r}: convert one of them first (simspine.frames)")
     table = default_correspondence(trusted.names, names) if correspondence is None else dict(correspondence)
@@ -209,7 +219,7 @@ def merge_markers(pseudo: Trajectories, trusted: Trajectories, correspondence: d
     meta = {"merge": {"correspondence": table, "trusted_conf": o.trusted_conf, "pseudo_conf": o.pseudo_conf,
                       "filled_conf": o.filled_conf, "fill_horizon_s": o.fill_horizon_s,
                       "source_codes": "0 missing, 1 trusted, 2 pseudo, 3 filled"},
-            "source": source}
+            "sample_source": source}
     return Trajectories(time, names, xyz, conf, trusted.frame, meta)
 
 

@@ -1,0 +1,63 @@
+"""``simspine annotate SESSION --out DIR``: the whole pipeline on a multi-view session."""
+
+from __future__ import annotations
+
+NAME = "annotate"
+HELP = "triangulate -> filter -> merge -> scale -> IK -> FK on a session; everything in one folder, resumable"
+DESCRIPTION = (
+    "Run the SimSpine pipeline on a Pose2Sim-style session (calibration + OpenPose JSON per camera) or a "
+    "simspine session .npz: robust triangulation, zero-phase filtering, merge with trusted body markers "
+    "(--trusted: a TRC, or Human3.6M joints as .npy/.npz), subject scaling, inverse kinematics and forward "
+    "kinematics (SpineTrack-37 keypoints and per-vertebra rotations). Everything goes into --out with "
+    "summary.txt/summary.json; positions are metres in OpenSim's ground frame (Y up). Re-running skips "
+    "the stages whose outputs are up to date (stages.json); --no-resume recomputes everything."
+)
+
+
+def add_arguments(p) -> None:
+    from simspine.commands.triangulate import add_triangulation_arguments
+    from simspine.multiview.filtering import FilterOptions
+    from simspine.multiview.merge import MergeOptions
+
+    p.add_argument("session", metavar="SESSION", help="Pose2Sim project folder or simspine session .npz")
+    p.add_argument("--out", required=True, help="output folder")
+    add_triangulation_arguments(p)
+    f, m = FilterOptions(), MergeOptions()
+    g = p.add_argument_group("filtering")
+    g.add_argument("--cutoff", type=float, default=f.cutoff_hz,
+                   help="Butterworth cutoff in Hz, 0 for none (default: %(default)s; gain 0.5 there, zero phase)")
+    g.add_argument("--order", type=int, default=f.order, help="Butterworth order per pass (default: %(default)s)")
+    g.add_argument("--max-gap", type=int, default=f.max_gap, help="longest gap filled, frames (default: %(default)s)")
+    g.add_argument("--hampel", action="store_true", help="remove spikes with a Hampel filter first")
+    g = p.add_argument_group("merge")
+    g.add_argument("--trusted", default=None, help="trusted body markers: .trc, or Human3.6M joints .npy/.npz")
+    g.add_argument("--trusted-rate", type=float, default=50.0, help="rate of .npy/.npz joints, Hz (default: %(default)s)")
+    g.add_argument("--trusted-units", choices=("mm", "m"), default="mm", help="units of .npy/.npz joints (default: mm)")
+    g.add_argument("--pseudo-conf", type=float, default=m.pseudo_conf,
+                   help="confidence of triangulated keypoints relative to trusted markers (default: %(default)s)")
+    g = p.add_argument_group("model")
+    g.add_argument("--mass", type=float, default=70.0, help="subject mass in kg (default: %(default)s)")
+    g.add_argument("--height", type=float, default=None, help="subject height in m, if known")
+    g.add_argument("--ik-backend", default="jacobian", help="IK backend (default: %(default)s)")
+    g.add_argument("--front-end-only", action="store_true", help="stop after the merge (no scaling/IK/FK)")
+    p.add_argument("--no-resume", action="store_true", help="recompute every stage")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from simspine.commands.triangulate import triangulation_options
+    from simspine.multiview.filtering import FilterOptions
+    from simspine.multiview.merge import MergeOptions
+    from simspine.pipeline import annotate, format_summary
+
+    res = annotate(args.session, args.out, trusted=args.trusted, trusted_rate_hz=args.trusted_rate,
+                   trusted_units=args.trusted_units, calibration=args.calibration, fps=args.fps,
+                   triangulation=triangulation_options(args),
+                   filtering=FilterOptions(cutoff_hz=args.cutoff or None, order=args.order, max_gap=args.max_gap,
+                                           hampel=args.hampel),
+                   merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,
+                   mass=args.mass, height=args.height, ik_backend=args.ik_backend, resume=not args.no_resume,
+                   progress=not args.quiet)
+    print()
+    print(format_summary(res.summary))
+    return 0

@@ -1,0 +1,379 @@
+"""``annotate``: a multi-view session in, everything a user needs out, in one folder.
+
+Stages (SimSpine paper §3.1), each writing into ``out_dir``:
+
+=============  ==========================================================  =========================
+stage          what                                                        outputs
+=============  ==========================================================  =========================
+triangulate    robust triangulation of the 2D keypoints                     ``triangulated.trc/.npz``,
+                                                                            ``triangulated_report.json``
+filter         Hampel (optional), short gaps interpolated, zero-phase       ``filtered.trc/.npz``
+               Butterworth
+merge          with trusted body markers when given (TRC or Human3.6M       ``markers.trc/.npz``
+               joints), per-marker confidence
+scale          subject-scaled model from the markers                        ``model_scaled.osim``,
+                                                                            ``scaling.json``
+ik             inverse kinematics (weights × confidence)                    ``ik.mot``, ``ik_errors.npz``
+fk             keypoints and vertebral rotations of the fitted model         ``keypoints.trc``,
+                                                                            ``rotations.npz/.csv``
+=============  ==========================================================  =========================
+
+plus ``summary.json`` / ``summary.txt``. All positions are metres in OpenSim's ground frame
+(Y up); the calibration's Z-up world is mapped by (x, y, z) -> (y, z, x) (Pose2Sim's convention).
+
+Resumable: ``stages.json`` records, per finished stage, a key made of its options and its inputs'
+keys; a stage whose key matches and whose outputs exist is skipped (its outputs are read back).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simspine.errors import InputError
+from simspine.fileio import atomic_path, write_text_atomic
+from simspine.multiview.filtering import FilterOptions, filter_trajectories
+from simspine.multiview.merge import MergeOptions, h36m_trajectories, merge_markers
+from simspine.multiview.triangulation import TriangulationOptions
+from simspine.trajectories import Trajectories
+
+STAGES = ("triangulate", "filter", "merge", "scale", "ik", "fk")
+
+
+@dataclass
+class AnnotateResult:
+    """What :func:`annotate` produced (everything is also on disk in ``out_dir``).
+
+    Attributes:
+        out_dir: the output folder.
+        triangulated, filtered, markers: 3D trajectories after each front-end stage (Y up, m).
+        keypoints: SpineTrack-37 keypoints of the fitted model (forward kinematics), or None when
+            the biomechanical stages did not run.
+        coordinates: fitted model coordinates (``time``, ``names``, ``values`` in rad / m) or None.
+        rotations: per-vertebra rotations from forward kinematics, or None.
+        timings: stage -> wall seconds (0 for a stage skipped because it was already done).
+        skipped: stages skipped because their outputs were up to date.
+        summary: the summary written to ``summary.json``.
+    """
+
+    out_dir: Path
+    triangulated: Trajectories
+    filtered: Trajectories
+    markers: Trajectories
+    keypoints: Trajectories | None = None
+    coordinates: object | None = None
+    rotations: object | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+# ---- resumability -----------------------------------------------------------------------------
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _opts(o) -> dict:
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in dataclasses.asdict(o).items()}
+
+
+def _session_fingerprint(session_dir: Path, calibration) -> list:
+    """Names, sizes and modification times of the session's input files (cheap: stat only)."""
+    if session_dir.is_file():
+        files = [session_dir]
+    else:
+        files = sorted(p for p in session_dir.rglob("*") if p.is_file() and p.suffix.lower() in
+                       (".json", ".toml", ".txt", ".qca", ".npz"))
+    if calibration is not None:
+        files.append(Path(calibration))
+    out = []
+    for p in files:
+        st = p.stat()
+        out.append([str(p), st.st_size, st.st_mtime_ns])
+    return out
+
+
+class _Manifest:
+    def __init__(self, out: Path):
+        self.path = out / "stages.json"
+        try:
+            self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        except (OSError, json.JSONDecodeError):
+            self.data = {}
+
+    def done(self, stage: str, key: str, outputs: list[Path]) -> bool:
+        d = self.data.get(stage)
+        return bool(d) and d.get("key") == key and all(p.exists() for p in outputs)
+
+    def record(self, stage: str, key: str, outputs: list[Path], seconds: float, extra: dict | None = None) -> None:
+        self.data[stage] = {"key": key, "outputs": [p.name for p in outputs], "seconds": seconds, **(extra or {})}
+        write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+
+    def forget(self, stage: str) -> None:
+        self.data.pop(stage, None)
+
+
+# ---- trajectories on disk -----------------------------------------------------------------------
+def _write_traj(traj: Trajectories, out: Path, stem: str, extra: dict | None = None) -> list[Path]:
+    """``<stem>.trc`` (what OpenSim reads) and ``<stem>.npz`` (also confidences and metadata)."""
+    from simspine.io.trc import write_trc
+
+    trc, npz = out / f"{stem}.trc", out / f"{stem}.npz"
+    write_trc(trc, traj)
+    meta = {"frame": traj.frame, "units": {"xyz": "m", "time": "s"}, "names": traj.names,
+            "meta": {k: v for k, v in traj.meta.items() if not isinstance(v, np.ndarray)}}
+    arrays = {"time": traj.time, "xyz": traj.xyz, "conf": traj.conf, "names": np.array(traj.names, dtype=str),
+              "meta_json": np.array(json.dumps(meta, default=str))}
+    for k, v in (extra or {}).items():
+        arrays[k] = v
+    with atomic_path(npz) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return [trc, npz]
+
+
+def _read_traj(npz: Path) -> Trajectories:
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta_json"]))
+            extra = {k: z[k] for k in z.files if k not in ("time", "xyz", "conf", "names", "meta_json")}
+            return Trajectories(z["time"], list(z["names"]), z["xyz"], z["conf"], meta["frame"],
+                                {**meta.get("meta", {}), **extra})
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(npz, f"cannot read stage output ({e}); delete it to recompute") from None
+
+
+def load_trusted(path: str | os.PathLike, rate_hz: float = 50.0, units: str = "mm") -> Trajectories:
+    """Trusted 3D markers in OpenSim's ground frame (Y up, metres).
+
+    ``.trc``: read as is (any marker names; TRC files are Y up by convention). ``.npy`` /
+    ``.npz``: Human3.6M joints (T, 32 or 17, 3) in the Human3.6M world (Z up), ``units`` mm (raw
+    ``D3_Positions``) or m, at ``rate_hz``; an ``.npz`` must hold one array or a ``positions``
+    array. They are mapped to Y up like the triangulated points, so both share one frame when the
+    calibration is Human3.6M's.
+    """
+    from simspine.frames import zup_to_yup
+    from simspine.io.trc import read_trc
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "trusted marker file not found")
+    if p.suffix.lower() == ".trc":
+        return read_trc(p)
+    if p.suffix.lower() in (".npy", ".npz"):
+        try:
+            z = np.load(p, allow_pickle=False)
+            if isinstance(z, np.lib.npyio.NpzFile):
+                keys = z.files
+                arr = z["positions"] if "positions" in keys else z[keys[0]] if len(keys) == 1 else None
+                if arr is None:
+                    raise InputError(p, f"expected one array or a 'positions' array, found {', '.join(keys)}")
+            else:
+                arr = z
+        except (OSError, ValueError) as e:
+            raise InputError(p, f"cannot read Human3.6M joints ({e})") from None
+        try:
+            h = h36m_trajectories(arr, rate_hz, units)
+        except InputError as e:
+            raise InputError(p, e.problem) from None
+        return Trajectories(h.time, h.names, zup_to_yup(h.xyz), h.conf, "opensim-ground (Y up); from Human3.6M "
+                            "world (Z up) by (x, y, z) -> (y, z, x)", {"source": str(p)})
+    raise InputError(p, "unknown trusted marker format (expected .trc, or Human3.6M joints as .npy/.npz)")
+
+
+# ---- the pipeline -------------------------------------------------------------------------------
+def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+             trusted: str | os.PathLike | None = None, trusted_rate_hz: float = 50.0, trusted_units: str = "mm",
+             calibration: str | os.PathLike | None = None, fps: float | None = None,
+             triangulation: TriangulationOptions | None = None, filtering: FilterOptions | None = None,
+             merge: MergeOptions | None = None, biomech: bool = True, mass: float = 70.0,
+             height: float | None = None, ik_backend: str = "jacobian", resume: bool = True,
+             progress: bool = True, log=print) -> AnnotateResult:
+    """Run triangulate → filter → merge → scale → IK → FK on a session; see the module docstring.
+
+    Args:
+        session_dir: Pose2Sim project folder (or a simspine session ``.npz``).
+        out_dir: output folder (created).
+        trusted: optional trusted markers (:func:`load_trusted`); without them the filtered
+            keypoints are the markers.
+        calibration, fps: override the session's calibration file / frame rate.
+        triangulation, filtering, merge: stage options (defaults documented in each module).
+        biomech: run scale/IK/FK (needs the biomechanical core).
+        mass, height: subject mass (kg) and, if known, height (m) for scaling.
+        ik_backend: IK backend name (``simspine.biomech.ik.make_backend``).
+        resume: skip stages whose outputs are up to date (see ``stages.json``).
+        progress: show progress bars in the long stages; ``log``: where stage lines go.
+    """
+    from simspine.commands.triangulate import load_session
+    from simspine.multiview.reconstruct import read_triangulation, triangulate_session, write_triangulation
+
+    session_dir = Path(session_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tri_o = triangulation or TriangulationOptions()
+    fil_o = filtering or FilterOptions()
+    mer_o = merge or MergeOptions()
+    man = _Manifest(out) if resume else _Manifest.__new__(_Manifest)
+    if not resume:
+        man.path, man.data = out / "stages.json", {}
+    timings: dict[str, float] = {}
+    skipped: list[str] = []
+    summary: dict = {"session": str(session_dir), "out_dir": str(out), "frame": "opensim-ground (Y up), metres",
+                     "stages": {}}
+
+    def stage(name, key, outputs, fn, reader):
+        if man.done(name, key, outputs):
+            log(f"[{name}] up to date, skipped ({', '.join(p.name for p in outputs)})")
+            skipped.append(name)
+            timings[name] = 0.0
+            return reader()
+        t0 = time.perf_counter()
+        value = fn()
+        dt = time.perf_counter() - t0
+        timings[name] = dt
+        man.record(name, key, outputs, dt)
+        log(f"[{name}] done in {dt:.2f} s")
+        return value
+
+    # 1. triangulate
+    k_tri = _key("triangulate", _opts(tri_o), _session_fingerprint(session_dir, calibration), fps)
+    tri_out = [out / "triangulated.trc", out / "triangulated.npz", out / "triangulated_report.json"]
+
+    def do_tri():
+        session = load_session(session_dir, calibration, fps)
+        log(f"[triangulate] {session.n_cameras} cameras, {session.n_frames} frames, "
+            f"{len(session.keypoint_names)} keypoints ({session.skeleton}) at {session.fps:g} fps")
+        rec = triangulate_session(session, tri_o)
+        write_triangulation(rec, out)
+        return rec.markers
+
+    triangulated = stage("triangulate", k_tri, tri_out, do_tri, lambda: read_triangulation(tri_out[1]))
+    report = json.loads(tri_out[2].read_text())
+    summary["stages"]["triangulate"] = {k: report[k] for k in ("frames", "keypoints_per_frame", "cameras_count",
+                                                               "valid_share", "mean_reproj_error_px",
+                                                               "mean_reproj_error_mm", "mean_views_used")}
+    summary["stages"]["triangulate"]["cameras_excluded_share"] = {c["name"]: c["excluded_share"]
+                                                                  for c in report["cameras"]}
+
+    # 2. filter
+    k_fil = _key("filter", _opts(fil_o), k_tri)
+    fil_out = [out / "filtered.trc", out / "filtered.npz"]
+    filtered = stage("filter", k_fil, fil_out,
+                     lambda: _tap(filter_trajectories(triangulated, fil_o), lambda t: _write_traj(t, out, "filtered")),
+                     lambda: _read_traj(fil_out[1]))
+    summary["stages"]["filter"] = {"options": _opts(fil_o), "rate_hz": triangulated.rate,
+                                   "finite_share": float(np.isfinite(filtered.xyz).all(-1).mean())}
+
+    # 3. merge
+    trusted_fp = _session_fingerprint(Path(trusted), None) if trusted is not None else None
+    k_mer = _key("merge", _opts(mer_o), k_fil, trusted_fp, trusted_rate_hz, trusted_units)
+    mer_out = [out / "markers.trc", out / "markers.npz"]
+
+    def do_merge():
+        if trusted is None:
+            markers = _pseudo_only(filtered, mer_o)
+        else:
+            markers = merge_markers(filtered, load_trusted(trusted, trusted_rate_hz, trusted_units), options=mer_o)
+        src = markers.meta.pop("sample_source", None)
+        _write_traj(markers, out, "markers", {} if src is None else {"sample_source": src})
+        if src is not None:
+            markers.meta["sample_source"] = src
+        return markers
+
+    markers = stage("merge", k_mer, mer_out, do_merge, lambda: _read_traj(mer_out[1]))
+    src = markers.meta.get("sample_source")
+    summary["stages"]["merge"] = {"trusted": None if trusted is None else str(trusted), "options": _opts(mer_o),
+                                  "markers": len(markers.names), "frames": markers.n_frames}
+    if src is not None:
+        src = np.asarray(src)
+        summary["stages"]["merge"]["sample_sources"] = {
+            name: float((src == code).mean()) for code, name in ((1, "trusted"), (2, "pseudo"), (3, "filled"),
+                                                                 (0, "missing"))}
+
+    result = AnnotateResult(out, triangulated, filtered, markers, timings=timings, skipped=skipped, summary=summary)
+    if biomech:
+        _biomech_stages(result, stage, k_mer, mass, height, ik_backend, progress, log)
+    else:
+        summary["stages"]["biomech"] = "not run (biomech=False)"
+    summary["timings_s"] = timings
+    summary["skipped"] = skipped
+    summary["outputs"] = sorted({p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+                                | {"summary.json", "summary.txt"})
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
+    write_text_atomic(out / "summary.txt", format_summary(summary) + "\n")
+    return result
+
+
+def _json_default(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _tap(value, fn):
+    fn(value)
+    return value
+
+
+def _pseudo_only(filtered: Trajectories, o: MergeOptions) -> Trajectories:
+    """Markers without trusted ones: the filtered keypoints that carry model marker names."""
+    from simspine.skeletons import spinetrack37
+
+    names = [n for n in spinetrack37().names if n in filtered.names]
+    if not names:
+        raise InputError(None, "none of the triangulated keypoints has a SpineTrack-37 name "
+                               f"({', '.join(filtered.names[:5])}, ...); cannot build model markers")
+    sel = filtered.select(names)
+    meta = dict(sel.meta)
+    meta["merge"] = {"trusted": None, "pseudo_conf": o.pseudo_conf}
+    return Trajectories(sel.time, sel.names, sel.xyz, sel.conf * o.pseudo_conf, sel.frame, meta)
+
+
+def _biomech_stages(result: AnnotateResult, stage, k_mer, mass, height, ik_backend, progress, log) -> None:
+    """scale → IK → FK with the biomechanical core (filled in when that API is available)."""
+    result.summary["stages"]["biomech"] = "not run: the biomechanical core (scaling/IK/FK) is not available yet"
+    log("[scale/ik/fk] skipped: the biomechanical core is not available in this build")
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable summary of an annotate run."""
+    lines = [f"simspine annotate: {summary['session']} -> {summary['out_dir']}",
+             f"frame: {summary['frame']}", ""]
+    t = summary["stages"].get("triangulate")
+    if t:
+        lines.append(f"triangulate: {t['frames']} frames x {t['keypoints_per_frame']} keypoints, "
+                     f"{t['cameras_count']} cameras; valid {100 * t['valid_share']:.1f}%, mean reprojection "
+                     f"error {_fmt(t['mean_reproj_error_px'])} px = {_fmt(t['mean_reproj_error_mm'])} mm")
+        lines.append("  camera excluded share: " + ", ".join(f"{k} {100 * v:.1f}%"
+                                                            for k, v in t["cameras_excluded_share"].items()))
+    f = summary["stages"].get("filter")
+    if f:
+        o = f["options"]
+        lines.append(f"filter: Butterworth order {o['order']} x2 (zero phase), cutoff {o['cutoff_hz']} Hz at "
+                     f"{f['rate_hz']:.3g} Hz; gaps <= {o['max_gap']} frames filled; finite {100 * f['finite_share']:.1f}%")
+    m = summary["stages"].get("merge")
+    if m:
+        src = m.get("sample_sources")
+        lines.append(f"merge: {m['markers']} markers x {m['frames']} frames, trusted: {m['trusted'] or 'none'}"
+                     + ("" if not src else "; samples " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in src.items())))
+    for name in ("scale", "ik", "fk", "biomech"):
+        v = summary["stages"].get(name)
+        if v is not None:
+            lines.append(f"{name}: {v if isinstance(v, str) else json.dumps(v, default=_json_default)}")
+    lines.append("")
+    lines.append("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in summary.get("timings_s", {}).items())
+                 + (f" (skipped, up to date: {', '.join(summary['skipped'])})" if summary.get("skipped") else ""))
+    lines.append("outputs: " + ", ".join(summary.get("outputs", [])))
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
