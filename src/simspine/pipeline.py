@@ -11,18 +11,21 @@ filter         Hampel (optional), short gaps interpolated, zero-phase       ``fi
                Butterworth
 merge          with trusted body markers when given (TRC or Human3.6M       ``markers.trc/.npz``
                joints), per-marker confidence
-scale          subject-scaled model from the markers                        ``model_scaled.osim``,
-                                                                            ``scaling.json``
-ik             inverse kinematics (weights × confidence)                    ``ik.mot``, ``ik_errors.npz``
-fk             keypoints and vertebral rotations of the fitted model         ``keypoints.trc``,
-                                                                            ``rotations.npz/.csv``
+scale          subject-scaled model from the markers                        ``model/model_scaled.osim``,
+                                                                            ``model/scaling.json``
+ik             inverse kinematics (weights × confidence)                    ``model/ik.mot``,
+                                                                            ``model/ik_errors.csv``
+fk             keypoints and vertebral rotations of the fitted model         ``model/keypoints37.trc``,
+                                                                            ``model/rotations.npz/.csv``
 =============  ==========================================================  =========================
 
 plus ``summary.json`` / ``summary.txt``. All positions are metres in OpenSim's ground frame
 (Y up); the calibration's Z-up world is mapped by (x, y, z) -> (y, z, x) (Pose2Sim's convention).
 
-Resumable: ``stages.json`` records, per finished stage, a key made of its options and its inputs'
-keys; a stage whose key matches and whose outputs exist is skipped (its outputs are read back).
+Resumable: ``stages.json`` records, per finished front-end stage, a key made of its options and
+its inputs' keys; a stage whose key matches and whose outputs exist is skipped (its outputs are
+read back). The model stages (``model/``, :mod:`simspine.biomech.pipeline`) keep their own state
+and skip their finished stages when the merged markers and options are unchanged.
 """
 
 from __future__ import annotations
@@ -338,9 +341,41 @@ def _pseudo_only(filtered: Trajectories, o: MergeOptions) -> Trajectories:
 
 
 def _biomech_stages(result: AnnotateResult, stage, k_mer, mass, height, ik_backend, progress, log) -> None:
-    """scale → IK → FK with the biomechanical core (filled in when that API is available)."""
-    result.summary["stages"]["biomech"] = "not run: the biomechanical core (scaling/IK/FK) is not available yet"
-    log("[scale/ik/fk] skipped: the biomechanical core is not available in this build")
+    """scale → IK → FK with the biomechanical core (:func:`simspine.biomech.pipeline.run_ik_pipeline`).
+
+    It writes into ``out_dir/model/`` (its own ``summary.json`` and resume state live there) and
+    skips its own finished stages when the merged markers and options are unchanged.
+    """
+    try:
+        from simspine.biomech.pipeline import run_ik_pipeline
+    except ImportError as e:
+        result.summary["stages"]["biomech"] = f"not run: the biomechanical core is not available ({e})"
+        log("[scale/ik/fk] skipped: the biomechanical core is not available in this build")
+        return
+    model_dir = result.out_dir / "model"
+    t0 = time.perf_counter()
+    res = run_ik_pipeline(result.markers, model_dir, height=height, mass=mass, backend=ik_backend,
+                          resume=True, progress=progress)
+    wall = time.perf_counter() - t0
+    t = dict(res.timings or {})
+    for name, key in (("scale", "scaling"), ("ik", "ik"), ("fk", "fk")):
+        result.timings[name] = float(t.get(key, 0.0))
+    result.timings["biomech other"] = max(0.0, wall - sum(result.timings[n] for n in ("scale", "ik", "fk")))
+    result.keypoints = res.keypoints
+    result.coordinates = res.coordinates
+    result.rotations = res.rotations
+    sc = res.scaling or {}
+    result.summary["stages"]["scale"] = {"factors": sc.get("factors"), "height_estimate_m": sc.get("height_estimate_m"),
+                                         "mass_kg": sc.get("mass_kg"), "warnings": sc.get("warnings", [])}
+    if res.ik is not None:
+        result.summary["stages"]["ik"] = {"backend": res.ik.backend,
+                                          "marker_rms_mean_mm": float(np.nanmean(res.ik.rms) * 1000),
+                                          "marker_error_max_mm": float(np.nanmax(res.ik.max) * 1000),
+                                          "frames_per_s": float(res.ik.fps)}
+    else:
+        result.summary["stages"]["ik"] = "reused (up to date)"
+    result.summary["stages"]["fk"] = {"keypoints": "model/keypoints37.trc", "rotations": "model/rotations.csv"}
+    result.summary["model_files"] = {k: f"model/{Path(v).name}" for k, v in (res.files or {}).items()}
 
 
 def format_summary(summary: dict) -> str:
