@@ -72,7 +72,9 @@ SEGMENTS: tuple[Segment, ...] = (
     *_sided("thigh", ("femur_{side}", "patella_{side}"), (("{S}Hip", "{S}Knee"),)),
     *_sided("shank", ("tibia_{side}",), (("{S}Knee", "{S}Ankle"),)),
     *_sided("foot", ("talus_{side}", "calcn_{side}", "toes_{side}"),
-            (("{S}Heel", "{S}BigToe"), ("{S}Heel", "{S}SmallToe"), ("{S}Ankle", "{S}Heel"))),
+            # Heel and toe markers only: an ankle marker (on the tibia) would tie the foot's
+            # factor to the shank's.
+            (("{S}Heel", "{S}BigToe"), ("{S}Heel", "{S}SmallToe"), ("{S}BigToe", "{S}SmallToe"))),
     *_sided("upperarm", ("humerus_{side}",), (("{S}Shoulder", "{S}Elbow"),)),
     *_sided("forearm", ("ulna_{side}", "radius_{side}", "hand_{side}"), (("{S}Elbow", "{S}Wrist"),)),
 )
@@ -352,8 +354,11 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
                     # angles (e.g. the foot through ankle/MTP), which makes the plain
                     # multiplicative update converge slowly.
                     f0, r0 = prev[seg]
-                    if abs(r - r0) > 1e-9:
-                        step = (1.0 - r) * (f - f0) / (r - r0)
+                    # ratio(f) falls as f grows, roughly like 1/f; use the secant only when its
+                    # slope looks like that (else the pairs are noisy: stay multiplicative).
+                    slope = (r - r0) / (f - f0) if abs(f - f0) > 1e-12 else 0.0
+                    if -3.0 / f < slope < -0.1 / f:
+                        step = (1.0 - r) / slope
                 step = float(np.clip(step, -0.1 * f, 0.1 * f))
                 prev[seg] = (f, r)
                 new[seg] = f + step

@@ -1,0 +1,234 @@
+"""Markers -> scaled model -> IK -> virtual vertebral markers and rotations, written to a folder.
+
+Outputs of :func:`run_ik_pipeline` in ``out_dir`` (all written atomically; frames say where they
+are):
+
+* ``model_scaled.osim`` -- the subject-scaled model (SpineTrack-37 markers, no muscles);
+* ``scaling.json`` -- scale factors per segment, pair lengths, frames trimmed, height, mass;
+* ``ik.mot`` -- coordinates per frame (rotations in degrees, translations in metres);
+* ``ik_errors.csv`` -- per frame: time, marker RMS and max error (m), markers used;
+* ``keypoints37.trc`` -- the 37 SpineTrack-37 keypoints from FK (OpenSim ground, Y up, m);
+* ``rotations.csv`` / ``rotations.npz`` -- intervertebral coordinates (deg) and vertebral-body
+  orientations relative to the pelvis (intrinsic Z-X-Y: flexion/extension, lateral bending,
+  axial rotation; deg);
+* ``summary.json`` -- inputs, options, stage timings, IK error statistics, output names.
+
+Resumable: a stage whose output exists and was made from the same input and options (recorded in
+``.ik_state.json``) is skipped when ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simspine.biomech.fk import (
+    EULER_LABELS,
+    EULER_SEQUENCE,
+    SPINE_SEGMENTS,
+    CoordinateTable,
+    Kinematics,
+    run_fk,
+)
+from simspine.biomech.ik import IKResult, make_backend, write_ik_mot
+from simspine.biomech.model import prepare_model
+from simspine.biomech.scaling import ScalingReport, scale_subject
+from simspine.errors import InputError
+from simspine.fileio import atomic_path, write_text_atomic
+from simspine.trajectories import Trajectories
+
+FRAME = "opensim-ground (Y up)"
+
+
+@dataclass
+class IKPipelineResult:
+    """In-memory results of :func:`run_ik_pipeline` (also written to ``out_dir``)."""
+
+    keypoints: Trajectories
+    coordinates: CoordinateTable
+    rotations: object
+    ik: IKResult | None
+    scaling: dict
+    timings: dict[str, float] = field(default_factory=dict)
+    out_dir: Path | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, flush=True)
+
+
+def _input_hash(markers: Trajectories, options: dict) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(markers.xyz).tobytes())
+    h.update(np.ascontiguousarray(markers.conf).tobytes())
+    h.update(json.dumps([markers.names, options], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:20]
+
+
+def write_rotations(rots, out_dir: Path) -> tuple[Path, Path]:
+    """``rotations.csv`` (one row per frame) and ``rotations.npz`` (arrays + metadata)."""
+    seg_cols = [f"{b}_{lab}_deg" for b, _ in SPINE_SEGMENTS for lab in EULER_LABELS]
+    header = ["time"] + [f"{n}_deg" for n in rots.intervertebral_names] + seg_cols
+    data = np.column_stack([rots.time, rots.intervertebral_deg,
+                            rots.segment_euler_deg.reshape(len(rots.time), -1)])
+    buf = io.StringIO()
+    buf.write(f"# intervertebral: model coordinates (deg); segments: vertebral body relative to pelvis, "
+              f"intrinsic {EULER_SEQUENCE} Euler angles (deg) [{', '.join(EULER_LABELS)}]; frame {FRAME}\n")
+    buf.write(",".join(header) + "\n")
+    np.savetxt(buf, data, delimiter=",", fmt="%.6f")
+    csv = write_text_atomic(out_dir / "rotations.csv", buf.getvalue())
+    npz = out_dir / "rotations.npz"
+    with atomic_path(npz) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, time=rots.time, intervertebral_names=np.array(rots.intervertebral_names),
+                     intervertebral_deg=rots.intervertebral_deg,
+                     segment_bodies=np.array([b for b, _ in SPINE_SEGMENTS]),
+                     segment_vertebrae=np.array([v for _, v in SPINE_SEGMENTS]),
+                     segment_euler_deg=rots.segment_euler_deg,
+                     euler_labels=np.array(EULER_LABELS),
+                     meta=json.dumps({**rots.meta, "frame": FRAME, "units": "degrees, seconds"}))
+    return csv, npz
+
+
+def _write_errors(res: IKResult, path: Path) -> Path:
+    buf = io.StringIO()
+    buf.write("# per-frame IK marker errors (metres); frame opensim-ground (Y up)\n")
+    buf.write("time,rms_m,max_m,n_markers\n")
+    for t, r, m, n in zip(res.time, res.rms, res.max, res.n_markers, strict=True):
+        buf.write(f"{t:.6f},{r:.6g},{m:.6g},{int(n)}\n")
+    return write_text_atomic(path, buf.getvalue())
+
+
+def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: float = 70.0, *,
+                    backend: str = "jacobian", accuracy: float | None = None, coordinate_tasks=None,
+                    weights: dict | None = None, refine: int = 3, resume: bool = True,
+                    progress: bool = True) -> IKPipelineResult:
+    """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
+
+    ``markers_trc``: a TRC path (OpenSim ground frame, SpineTrack-37 marker names) or a
+    :class:`Trajectories`. ``height`` (m) is compared with the marker-based estimate; ``mass``
+    (kg) sets the scaled model's mass. See the module docstring for the outputs.
+    """
+    t_all = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    source = None
+    if isinstance(markers_trc, Trajectories):
+        markers = markers_trc
+    else:
+        from simspine.io.trc import read_trc
+
+        source = str(markers_trc)
+        t0 = time.perf_counter()
+        markers = read_trc(markers_trc)
+        timings["read"] = time.perf_counter() - t0
+    if "Y up" not in markers.frame and "opensim" not in markers.frame.lower():
+        raise InputError(source, f"markers are in frame {markers.frame!r}; the model needs OpenSim ground (Y up)")
+    options = dict(height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
+                   coordinate_tasks=coordinate_tasks, weights=weights)
+    key = _input_hash(markers, options)
+    state_path = out_dir / ".ik_state.json"
+    state = json.loads(state_path.read_text()) if resume and state_path.is_file() else {}
+    if state.get("input") != key:
+        state = {"input": key}
+    _say(progress, f"simspine ik: {markers.n_frames} frames, {len(markers.names)} markers -> {out_dir}")
+
+    # 1. scaling
+    model_path = out_dir / "model_scaled.osim"
+    scaling_path = out_dir / "scaling.json"
+    t0 = time.perf_counter()
+    if state.get("scaled") and model_path.is_file() and scaling_path.is_file():
+        scaling = json.loads(scaling_path.read_text())
+        _say(progress, "  scaling: reused (same input)")
+    else:
+        prepare_model()
+        report: ScalingReport = scale_subject(markers, model_path, mass=mass, height=height, refine=refine,
+                                              source=source)
+        scaling = report.to_dict()
+        scaling["frame"] = FRAME
+        write_text_atomic(scaling_path, json.dumps(scaling, indent=1))
+        state["scaled"] = True
+        write_text_atomic(state_path, json.dumps(state))
+        for w in report.warnings:
+            _say(progress, f"  warning: {w}")
+    timings["scaling"] = time.perf_counter() - t0
+    _say(progress, f"  scaling: height estimate {scaling['height_estimate_m']:.3f} m, factors "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in scaling["factors"].items())
+                   + f" ({timings['scaling']:.1f} s)")
+
+    # 2. inverse kinematics
+    mot_path = out_dir / "ik.mot"
+    t0 = time.perf_counter()
+    res = None
+    if state.get("ik") and mot_path.is_file():
+        from simspine.io.mot import read_mot
+
+        table = read_mot(mot_path)
+        kin = Kinematics(str(model_path))
+        rot = {c.name: c.rotational for c in kin.coordinates}
+        vals = table.values.copy()
+        for j, n in enumerate(table.names):
+            if table.in_degrees and rot.get(n):
+                vals[:, j] = np.deg2rad(vals[:, j])
+        coords = CoordinateTable(table.time, list(table.names), vals)
+        _say(progress, "  IK: reused (same input)")
+    else:
+        be = make_backend(backend, accuracy)
+        res = be.solve(str(model_path), markers, weights, coordinate_tasks, progress=progress)
+        write_ik_mot(res, mot_path)
+        _write_errors(res, out_dir / "ik_errors.csv")
+        coords = CoordinateTable(res.time, res.coordinate_names, res.values)
+        state["ik"] = True
+        write_text_atomic(state_path, json.dumps(state))
+        kin = Kinematics(str(model_path))
+    timings["ik"] = time.perf_counter() - t0
+    if res is not None:
+        _say(progress, f"  IK ({res.backend}): marker RMS mean {np.nanmean(res.rms) * 1000:.2f} mm, "
+                       f"max {np.nanmax(res.max) * 1000:.2f} mm, {res.fps:.0f} frames/s ({timings['ik']:.1f} s)")
+
+    # 3. forward kinematics: keypoints and rotations
+    from simspine.io.trc import write_trc
+
+    t0 = time.perf_counter()
+    kp, rots = run_fk(kin, coords)
+    write_trc(out_dir / "keypoints37.trc", kp)
+    write_rotations(rots, out_dir)
+    timings["fk"] = time.perf_counter() - t0
+    _say(progress, f"  FK: 37 keypoints and spine rotations ({timings['fk']:.1f} s)")
+
+    timings["total"] = time.perf_counter() - t_all
+    files = {k: str(out_dir / v) for k, v in dict(
+        model="model_scaled.osim", scaling="scaling.json", motion="ik.mot", errors="ik_errors.csv",
+        keypoints="keypoints37.trc", rotations_csv="rotations.csv", rotations_npz="rotations.npz",
+        summary="summary.json").items()}
+    summary = {
+        "input": source or "in-memory trajectories",
+        "n_frames": markers.n_frames,
+        "markers": list(markers.names),
+        "frame": FRAME,
+        "units": {"positions": "m", "angles_in_mot": "deg", "rotations": "deg"},
+        "options": {k: v for k, v in options.items() if k not in ("weights",)},
+        "scaling": {"factors": scaling["factors"], "height_estimate_m": scaling["height_estimate_m"],
+                    "mass_kg": scaling["mass_kg"], "warnings": scaling.get("warnings", [])},
+        "timings_s": timings,
+        "files": {k: Path(v).name for k, v in files.items()},
+    }
+    if res is not None:
+        summary["ik"] = {"backend": res.backend, "frames_per_s": res.fps,
+                         "marker_rms_mean_m": float(np.nanmean(res.rms)),
+                         "marker_rms_max_m": float(np.nanmax(res.rms)),
+                         "marker_error_max_m": float(np.nanmax(res.max)),
+                         "markers_used_mean": float(np.mean(res.n_markers))}
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1))
+    _say(progress, f"  done in {timings['total']:.1f} s; summary: {out_dir / 'summary.json'}")
+    return IKPipelineResult(kp, coords, rots, res, scaling, timings, out_dir, files)
+
