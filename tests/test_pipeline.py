@@ -93,3 +93,24 @@ def test_trusted_bad_files(tmp_path):
     (tmp_path / "x.csv").write_text("1,2,3\n")
     with pytest.raises(InputError, match="unknown trusted marker format"):
         load_trusted(tmp_path / "x.csv")
+
+
+@pytest.mark.slow
+def test_annotate_end_to_end_on_synthetic_session(tmp_path):
+    """Full annotate (with scaling, IK, FK) on a 1 s synthetic session: every stage's keypoints
+    against the generator's truth, and a second run reuses everything."""
+    from simspine.metrics import mpjpe
+    from simspine.synth.session import SynthConfig, synthesize
+
+    truth = synthesize(tmp_path / "session", SynthConfig(seconds=1.0, seed=3)).truth.keypoints
+    res = annotate(tmp_path / "session", tmp_path / "out", progress=False, log=lambda s: None)
+    assert res.keypoints is not None and res.coordinates is not None
+    assert (tmp_path / "out" / "model" / "keypoints37.trc").exists()
+    err_tri = mpjpe(res.triangulated.xyz, truth.xyz)
+    err_fk = mpjpe(res.keypoints.xyz, truth.xyz)
+    assert err_fk < 30 and err_fk < err_tri
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["stages"]["ik"]["marker_rms_mean_mm"] < 40
+    res2 = annotate(tmp_path / "session", tmp_path / "out", progress=False, log=lambda s: None)
+    assert res2.skipped == ["triangulate", "filter", "merge"]
+    assert np.allclose(res2.keypoints.xyz, res.keypoints.xyz, atol=1e-6)
