@@ -83,6 +83,8 @@ def test_gaussian_noise_matches_least_squares_covariance(cams, scene):
     ls = triangulate(cams, noisy, options=TriangulationOptions(huber_delta_px=np.inf))
     rms = np.sqrt(np.mean(np.sum((ls.points - X) ** 2, -1)))
     assert abs(rms / expected - 1) < 0.05, (rms, expected)
+    # the per-point uncertainty it reports is the same first-order quantity
+    assert abs(np.sqrt(np.mean((ls.uncertainty_m_per_px * sigma) ** 2)) / expected - 1) < 0.01
     # the default robust settings lose little efficiency on Gaussian noise
     rob = triangulate(cams, noisy)
     assert rob.valid.mean() > 0.999
@@ -141,8 +143,16 @@ def test_confidence_threshold_and_missing_views(cams, scene):
     uv[3, 50:] = np.nan  # only two views left for the second half
     res = triangulate(cams, uv, conf)
     assert not res.views_used[:50, 0].any() and not res.views_used[:50, 1].any()
-    assert np.abs(res.points[:50] - X[:50]).max() < 1e-6
-    assert np.abs(res.points[50:] - X[50:100]).max() < 1e-6
+    # a few points are refused: two views with nearly parallel rays (large uncertainty), or
+    # view 1's error happens to lie along an epipolar line (ambiguous); the rest are exact
+    assert res.valid[:50].mean() >= 0.9
+    assert np.nanmax(np.abs(res.points[:50] - X[:50])) < 1e-6
+    assert res.valid[50:].mean() >= 0.9
+    assert np.nanmax(np.abs(res.points[50:] - X[50:100])) < 1e-6
+    keep = TriangulationOptions(reject_ambiguous=False, max_uncertainty_mm_per_px=None)
+    res = triangulate(cams, uv, conf, keep)
+    assert res.valid.all() and np.abs(res.points - X[:100]).max() < 1e-6
+    assert np.nanmax(res.uncertainty_m_per_px) > 0.025  # what the default threshold refuses
     uv[1, 50:] = np.nan  # one view: invalid, NaN
     res = triangulate(cams, uv, conf)
     assert not res.valid[50:].any() and np.isnan(res.points[50:]).all()

@@ -50,6 +50,11 @@ class TriangulationOptions:
             (worst first, while more than two views remain); Pose2Sim uses 15 px.
         consistency: run the pair-hypothesis consistency step (step 2).
         consistency_threshold_px: inlier threshold of the consistency step.
+        reject_ambiguous: mark points invalid when two disjoint pairs of views each agree but
+            disagree with each other (which pair is right cannot be told from one frame).
+        max_uncertainty_mm_per_px: mark points invalid whose used views give a 3D error above
+            this many mm per px of image noise (nearly parallel rays, e.g. only two facing
+            cameras left); ``None`` keeps them.
         huber_delta_px: Huber threshold on the 2D reprojection residual norm (pixels); residuals
             larger than this get weight ``delta/|r|``. ``inf`` gives plain least squares.
         iterations: maximum Gauss-Newton/IRLS iterations per refinement.
@@ -64,6 +69,8 @@ class TriangulationOptions:
     reproj_threshold_px: float = 15.0
     consistency: bool = True
     consistency_threshold_px: float = 20.0
+    reject_ambiguous: bool = True
+    max_uncertainty_mm_per_px: float | None = 25.0
     huber_delta_px: float = 5.0
     iterations: int = 10
     tol_m: float = 1e-6
@@ -83,6 +90,8 @@ class TriangulationResult:
             whether or not that view was used.
         views_used: (*S, C) bool, views that took part in the final estimate.
         valid: (*S,) bool.
+        uncertainty_m_per_px: (*S,) first-order RMS 3D error per pixel of image noise in the
+            used views (metres per px; NaN if invalid): a measure of the views' geometry.
     """
 
     points: np.ndarray
@@ -90,6 +99,7 @@ class TriangulationResult:
     view_error: np.ndarray
     views_used: np.ndarray
     valid: np.ndarray
+    uncertainty_m_per_px: np.ndarray | None = None
 
 
 # ---- input checks -------------------------------------------------------------------------------
@@ -319,6 +329,31 @@ def _view_errors(cameras, X, uv) -> np.ndarray:
     return out
 
 
+def _uncertainty(cameras, X, use) -> np.ndarray:
+    """(N,) first-order 3D standard error per pixel of image noise (metres per px).
+
+    ``sqrt(trace((J^T J)^-1))`` with ``J`` the stacked pixel Jacobians of the used views at ``X``:
+    the RMS 3D error that 1 px of isotropic Gaussian noise in each used view produces. Large for
+    poor geometry (two views whose rays are nearly parallel, such as facing cameras).
+    """
+    n = len(X)
+    H = {ij: np.zeros(n) for ij in _PAIRS}
+    for c, cam in enumerate(cameras):
+        _, _, Ju, Jv = _project(cam, X, jacobian=True)
+        w = use[c] & np.isfinite(Ju[0]) & np.isfinite(Jv[0])
+        Ju = [np.where(w, j, 0.0) for j in Ju]
+        Jv = [np.where(w, j, 0.0) for j in Jv]
+        for i, j in _PAIRS:
+            H[i, j] += Ju[i] * Ju[j] + Jv[i] * Jv[j]
+    a, b, c = H[0, 0], H[0, 1], H[0, 2]
+    d, e, f = H[1, 1], H[1, 2], H[2, 2]
+    det = a * (d * f - e * e) + b * (c * e - b * f) + c * (b * e - c * d)
+    trace_inv = (d * f - e * e) + (a * f - c * c) + (a * d - b * b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.sqrt(trace_inv / det)
+    return np.where(np.isfinite(u) & (det > 0), u, np.inf)
+
+
 def _refine(cameras, X, uv, w, delta, iterations, tol):
     """Huber-IRLS Gauss-Newton in pixels over views with weight ``w`` (C, N) > 0.
 
@@ -386,14 +421,20 @@ def _ray_errors(cameras, X, rays, focal) -> np.ndarray:
 
 
 def _consistent_views(cameras, rays, use, thr_px, focal):
-    """Inlier views (C, N) of the best two-view hypothesis under a truncated (MSAC) cost.
+    """Inlier views (C, N) of the best two-view hypothesis under a truncated (MSAC) cost, and a
+    mask (N,) of ambiguous points.
 
     Errors are measured on undistorted normalised coordinates scaled by each camera's focal
-    length (≈ pixels), which is cheap and close enough for an inlier decision.
+    length (≈ pixels), which is cheap and close enough for an inlier decision. A point is
+    ambiguous when the best hypothesis has only two inliers and another pair of views is also
+    self-consistent but not explained by it (e.g. two good views, and a bad view that happens to
+    lie near the epipolar line of a good one): two 3D answers, and nothing in one frame's
+    geometry says which one is right.
     """
     C, N = use.shape
     best_cost = np.full(N, np.inf)
     best_in = use.copy()
+    pairs_in = []
     for a, b in combinations(range(C), 2):
         pair = use[a] & use[b]
         if not pair.any():
@@ -403,12 +444,18 @@ def _consistent_views(cameras, rays, use, thr_px, focal):
         w[b] = pair
         e = _ray_errors(cameras, _dlt_normal(cameras, rays, w), rays, focal)
         e = np.where(use, np.nan_to_num(e, nan=np.inf), 0.0)
-        inl = use & (e < thr_px)
+        inl = use & (e < thr_px) & pair[None]
         cost = np.minimum(e, thr_px).__pow__(2).sum(0)
         better = pair & (cost < best_cost) & (inl.sum(0) >= 2)
         best_cost = np.where(better, cost, best_cost)
         best_in = np.where(better[None], inl, best_in)
-    return best_in
+        pairs_in.append(inl)
+    n_best = best_in.sum(0)
+    ambiguous = np.zeros(N, dtype=bool)
+    for inl in pairs_in:
+        # another self-consistent pair that the best pair does not explain: two 3D answers
+        ambiguous |= (n_best == 2) & (inl.sum(0) == 2) & (inl != best_in).any(0)
+    return best_in, ambiguous
 
 
 def triangulate(cameras: list[Camera], uv, conf=None,
@@ -429,9 +476,12 @@ def triangulate(cameras: list[Camera], uv, conf=None,
     mean_err = np.empty(N)
     valid = np.empty(N, dtype=bool)
 
+    unc = np.empty(N)
+
     def work(s):
         sl = slice(s, min(s + o.chunk, N))
-        X[sl], err[:, sl], use[:, sl], mean_err[sl], valid[sl] = _triangulate_flat(cameras, uv2[:, sl], conf2[:, sl], o)
+        X[sl], err[:, sl], use[:, sl], mean_err[sl], valid[sl], unc[sl] = _triangulate_flat(
+            cameras, uv2[:, sl], conf2[:, sl], o)
 
     starts = range(0, N, max(1, o.chunk))
     workers = o.workers or min(4, os.cpu_count() or 1)
@@ -447,6 +497,7 @@ def triangulate(cameras: list[Camera], uv, conf=None,
         view_error=np.moveaxis(err, 0, -1).reshape(*shape, C),
         views_used=np.moveaxis(use, 0, -1).reshape(*shape, C),
         valid=valid.reshape(shape),
+        uncertainty_m_per_px=unc.reshape(shape),
     )
 
 
@@ -467,7 +518,10 @@ def _triangulate_flat(cameras, uv2, conf2, o: TriangulationOptions):
         sus = np.nonzero((np.nan_to_num(e0, nan=np.inf) > o.consistency_threshold_px).any(0)
                          & (use.sum(0) > 2))[0]
         if sus.size:
-            use[:, sus] = _consistent_views(cameras, rays[:, sus], use[:, sus], o.consistency_threshold_px, focal)
+            inl, amb = _consistent_views(cameras, rays[:, sus], use[:, sus], o.consistency_threshold_px, focal)
+            if o.reject_ambiguous:
+                inl[:, amb] = False
+            use[:, sus] = inl
             wconf[:, sus] = np.where(use[:, sus], wconf[:, sus], 0.0)
             X[sus] = _dlt_normal(cameras, rays[:, sus], wconf[:, sus])
     X = _refine(cameras, X, uv2, wconf, o.huber_delta_px, o.iterations, o.tol_m)
@@ -491,6 +545,13 @@ def _triangulate_flat(cameras, uv2, conf2, o: TriangulationOptions):
         mean_err = np.where(n_used > 0, np.where(use, err, 0.0).sum(0) / np.maximum(n_used, 1), np.nan)
     max_err = o.reproj_threshold_px if o.max_error_px is None else o.max_error_px
     valid = (n_used >= 2) & np.isfinite(X).all(-1) & (mean_err <= max_err) & np.isfinite(mean_err)
+    unc = np.full(N, np.nan)
+    if valid.any():
+        idx = np.nonzero(valid)[0]
+        unc[idx] = _uncertainty(cameras, X[idx], use[:, idx])
+        if o.max_uncertainty_mm_per_px is not None:
+            valid[idx] &= unc[idx] * 1000.0 <= o.max_uncertainty_mm_per_px
     X[~valid] = np.nan
     mean_err = np.where(valid, mean_err, np.nan)
-    return X, err, use & valid[None], mean_err, valid
+    unc = np.where(valid, unc, np.nan)
+    return X, err, use & valid[None], mean_err, valid, unc
