@@ -27,12 +27,13 @@ TABLE_REGIONS = ("lumbar", "thoracic", "cervical", "spine", "body", "all")
 def tables(res: LoopResult) -> list[tuple[str, list[str], list[list]]]:
     """(title, headers, rows) of the demo's tables."""
     e = res.errors
-    reg = [[r, e.triangulated_region_mm.get(r, float("nan")), e.region_mm[r]] for r in TABLE_REGIONS]
+    reg = [[r, e.triangulated_region_mm.get(r, float("nan")), e.filtered_region_mm.get(r, float("nan")),
+            e.region_mm[r]] for r in TABLE_REGIONS]
     lum = [[lvl] + [e.lumbar_rmse_deg[lvl][d] for d in LUMBAR_DOFS] for lvl in LUMBAR_LEVELS]
     neck = [[n, e.neck_rmse_deg[n]] for n in NECK_COORDS]
     speed = [[name, secs, fps] for name, secs, fps in res.stage_rates()]
     return [
-        (f"3D keypoint error, MPJPE (mm) over {e.n_frames} frames", ["region", "triangulated", "final (model)"], reg),
+        (f"3D keypoint error, MPJPE (mm) over {e.n_frames} frames", ["region", "triangulated", "filtered", "final (model)"], reg),
         ("Lumbar intervertebral angles, RMSE (deg)", ["level", "flexion/ext.", "lateral bending", "axial rotation"], lum),
         ("Neck angles, RMSE (deg)", ["coordinate", "RMSE"], neck),
         ("Speed", ["stage", "seconds", "frames/s"], speed),
@@ -84,6 +85,7 @@ def run_demo(out: str | os.PathLike, config: SynthConfig | None = None, report: 
     cfg = config or SynthConfig(action="pickup", seconds=4.0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    annotate_options.setdefault("log", lambda msg: print(f"  {msg}", flush=True))
     res = closed_loop(cfg, out, **annotate_options)
     summary = {"config": cfg.as_dict(), "errors": res.errors.as_dict(),
                "stages": [{"stage": s, "seconds": t, "frames_per_s": f} for s, t, f in res.stage_rates()],

@@ -35,6 +35,7 @@ class ClosedLoopErrors:
         per_keypoint_mm: (37,) mean error per keypoint of the final keypoints (mm).
         lumbar_rmse_deg: level -> {dof: RMSE (deg)} for :data:`LUMBAR_LEVELS` x :data:`LUMBAR_DOFS`.
         neck_rmse_deg: neck coordinate -> RMSE (deg).
+        filtered_region_mm: MPJPE per region after the filter stage (before the model), if given.
     """
 
     n_frames: int
@@ -43,6 +44,7 @@ class ClosedLoopErrors:
     per_keypoint_mm: np.ndarray | None = None
     lumbar_rmse_deg: dict[str, dict[str, float]] = field(default_factory=dict)
     neck_rmse_deg: dict[str, float] = field(default_factory=dict)
+    filtered_region_mm: dict[str, float] = field(default_factory=dict)
 
     @property
     def spine_mm(self) -> float:
@@ -60,6 +62,7 @@ class ClosedLoopErrors:
     def as_dict(self) -> dict:
         return {"n_frames": self.n_frames, "region_mm": self.region_mm,
                 "triangulated_region_mm": self.triangulated_region_mm,
+                "filtered_region_mm": self.filtered_region_mm,
                 "per_keypoint_mm": dict(zip(spinetrack37().names, np.asarray(self.per_keypoint_mm).tolist(),
                                             strict=True)) if self.per_keypoint_mm is not None else {},
                 "lumbar_rmse_deg": self.lumbar_rmse_deg, "neck_rmse_deg": self.neck_rmse_deg}
@@ -82,7 +85,7 @@ def _column(names, values, name):
 
 def closed_loop_errors(truth_time, truth_kp, truth_coord_names, truth_coords_rad,
                        pred_time, pred_kp, pred_coord_names, pred_coords_rad,
-                       tri_time=None, tri_kp=None) -> ClosedLoopErrors:
+                       tri_time=None, tri_kp=None, filt_time=None, filt_kp=None) -> ClosedLoopErrors:
     """Compare recovered keypoints and coordinates with the truth.
 
     Args:
@@ -91,6 +94,7 @@ def closed_loop_errors(truth_time, truth_kp, truth_coord_names, truth_coords_rad
         truth_coord_names/_coords_rad: model coordinates (T, N) in radians / metres.
         pred_coord_names/_coords_rad: recovered coordinates (T', N') in radians / metres.
         tri_time, tri_kp: optional triangulated keypoints (T'', 37, 3) before the model.
+        filt_time, filt_kp: optional filtered keypoints (before the model).
     """
     ia, ib = match_frames(truth_time, pred_time)
     gt, pr = np.asarray(truth_kp, float)[ia], np.asarray(pred_kp, float)[ib]
@@ -98,10 +102,13 @@ def closed_loop_errors(truth_time, truth_kp, truth_coord_names, truth_coords_rad
     regions = {r: sk.subset(r) for r in REGIONS if r != "all"}
     regions["all"] = np.arange(len(sk))
     region = metrics.per_region(pr, gt, regions)
-    tri = {}
-    if tri_kp is not None:
-        ja, jb = match_frames(truth_time, tri_time)
-        tri = metrics.per_region(np.asarray(tri_kp, float)[jb], np.asarray(truth_kp, float)[ja], regions)
+    def stage_errors(t, k):
+        if k is None:
+            return {}
+        ja, jb = match_frames(truth_time, t)
+        return metrics.per_region(np.asarray(k, float)[jb], np.asarray(truth_kp, float)[ja], regions)
+
+    tri, filt = stage_errors(tri_time, tri_kp), stage_errors(filt_time, filt_kp)
     tc, pc = np.asarray(truth_coords_rad, float)[ia], np.asarray(pred_coords_rad, float)[ib]
     lumbar = {}
     for lvl in LUMBAR_LEVELS:
@@ -115,4 +122,4 @@ def closed_loop_errors(truth_time, truth_kp, truth_coord_names, truth_coords_rad
         a, b = _column(truth_coord_names, tc, n), _column(pred_coord_names, pc, n)
         neck[n] = float(metrics.angle_rmse(np.rad2deg(b), np.rad2deg(a))) if a is not None and b is not None \
             else float("nan")
-    return ClosedLoopErrors(len(ia), region, tri, metrics.per_joint_error(pr, gt), lumbar, neck)
+    return ClosedLoopErrors(len(ia), region, tri, metrics.per_joint_error(pr, gt), lumbar, neck, filt)

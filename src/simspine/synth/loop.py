@@ -25,7 +25,8 @@ class Recovered:
 
     Attributes:
         time, keypoints: (T,), (T, 37, 3) final keypoints (forward kinematics of the fitted model).
-        tri_time, tri_keypoints: (T',), (T', 37, 3) triangulated (and filtered) keypoints, or None.
+        tri_time, tri_keypoints: (T',), (T', 37, 3) triangulated keypoints, or None.
+        filt_time, filt_keypoints: the same after filtering, or None.
         coordinate_names, coordinates: fitted model coordinates (T, N), rad / m.
         stage_seconds: stage name -> wall time (s); ``n_frames`` frames went through each.
         out_dir: where the pipeline wrote its outputs.
@@ -40,40 +41,49 @@ class Recovered:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     n_frames: int = 0
     out_dir: Path | None = None
+    filt_time: np.ndarray | None = None
+    filt_keypoints: np.ndarray | None = None
 
 
-def run_annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, **options) -> Recovered:
+def run_annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *, coordinate_tasks=None,
+                 progress: bool = False, log=print, **options) -> Recovered:
     """Run ``simspine.pipeline.annotate`` on a session folder and collect its results.
 
-    Adapter: the pipeline lives in :mod:`simspine.pipeline` (multi-view front end + biomechanical
-    core); this reads back its outputs in the form the evaluation needs.
+    Adapter over the pipeline (:mod:`simspine.pipeline`, front end + biomechanical core).
+    ``coordinate_tasks``: ``None`` runs annotate exactly as ``simspine annotate`` does (the IK
+    coordinate tasks of ``spinetrack37.json``); anything else (e.g. ``()`` for none) runs the front
+    end with ``annotate(biomech=False)`` and then :func:`simspine.biomech.pipeline.run_ik_pipeline`
+    with those tasks, since annotate does not expose them. ``options`` go to annotate.
     """
     try:
         from simspine.pipeline import annotate
     except ImportError as e:
         raise InputError(None, "the annotate pipeline (simspine.pipeline) is not available in this build; "
                                "the closed loop needs it") from e
-    t0 = time.perf_counter()
-    res = annotate(session_dir, out_dir, **options)
-    wall = time.perf_counter() - t0
-    return _collect(res, Path(out_dir), wall)
+    out_dir = Path(out_dir)
+    if coordinate_tasks is None:
+        res = annotate(session_dir, out_dir, progress=progress, log=log, **options)
+        stages = dict(res.timings)
+        kp, coords = res.keypoints, res.coordinates
+    else:
+        from simspine.biomech.pipeline import run_ik_pipeline
 
-
-def _collect(res, out_dir: Path, wall: float) -> Recovered:
-    # Prefer in-memory results when the pipeline returns them; fall back to its files.
-    kp = getattr(res, "keypoints", None)
-    tri = getattr(res, "triangulated", None) or getattr(res, "filtered", None)
-    coords = getattr(res, "coordinates", None)
-    stages = dict(getattr(res, "timings", None) or getattr(res, "stage_seconds", None) or {})
-    if not stages:
-        stages = {"annotate (all stages)": wall}
+        res = annotate(session_dir, out_dir, biomech=False, progress=progress, log=log, **options)
+        stages = dict(res.timings)
+        ik = run_ik_pipeline(res.markers, out_dir / "model", height=options.get("height"),
+                             mass=options.get("mass", 70.0), backend=options.get("ik_backend", "jacobian"),
+                             coordinate_tasks=coordinate_tasks, progress=progress)
+        for name, key in (("scale", "scaling"), ("ik", "ik"), ("fk", "fk")):
+            stages[name] = float(ik.timings.get(key, 0.0))
+        kp, coords = ik.keypoints, ik.coordinates
     if kp is None or coords is None:
-        raise InputError(out_dir, "annotate returned no keypoints or coordinates")
-    names = list(coords.names)
-    vals = np.asarray(coords.values, float)
-    return Recovered(np.asarray(kp.time, float), np.asarray(kp.xyz, float), names, vals,
-                     None if tri is None else np.asarray(tri.time, float),
-                     None if tri is None else np.asarray(tri.xyz, float), stages, int(len(kp.time)), out_dir)
+        raise InputError(out_dir, "annotate produced no model keypoints or coordinates (biomechanical stages "
+                                  "did not run; see its summary.txt)")
+    stages = {k: v for k, v in stages.items() if k != "biomech other"}
+    return Recovered(np.asarray(kp.time, float), np.asarray(kp.xyz, float), list(coords.names),
+                     np.asarray(coords.values, float), np.asarray(res.triangulated.time, float),
+                     np.asarray(res.triangulated.xyz, float), stages, int(len(kp.time)), out_dir,
+                     np.asarray(res.filtered.time, float), np.asarray(res.filtered.xyz, float))
 
 
 @dataclass
@@ -105,5 +115,5 @@ def closed_loop(config: SynthConfig, workdir: str | os.PathLike, **annotate_opti
     tr = session.truth
     err = closed_loop_errors(tr.keypoints.time, tr.keypoints.xyz, tr.coordinate_names, tr.coordinates,
                              rec.time, rec.keypoints, rec.coordinate_names, rec.coordinates,
-                             rec.tri_time, rec.tri_keypoints)
+                             rec.tri_time, rec.tri_keypoints, rec.filt_time, rec.filt_keypoints)
     return LoopResult(session, rec, err, t_synth)

@@ -55,6 +55,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "wrist_dev_l": (-0.436, 0.611),
 }
 FREE_COORDINATES = tuple(RANGES)
+TRANSLATIONS = ("pelvis_tx", "pelvis_ty", "pelvis_tz")
 #: Standing pelvis height of the generic model (its default ``pelvis_ty``), metres.
 GENERIC_PELVIS_HEIGHT = 0.94
 
@@ -299,5 +300,5 @@ def generate_motion(action: str, seconds: float = 4.0, fps: float = 50.0,
     for name in FREE_COORDINATES:
         v = c.get(name, np.zeros(n))
         lo, hi = RANGES[name]
-        out[name] = v if name.startswith("pelvis_t") else soft_clip(v, lo, hi)
+        out[name] = v if name in TRANSLATIONS else soft_clip(v, lo, hi)
     return Motion(t, out, action, {"fps": fps, "seconds": seconds, "variation": variation})

@@ -36,7 +36,7 @@ from simspine.errors import InputError
 from simspine.fileio import atomic_path, write_text_atomic
 from simspine.skeletons import spinetrack37
 from simspine.synth.detector import Detections, DetectorConfig, simulate_detections
-from simspine.synth.motion import generate_motion
+from simspine.synth.motion import TRANSLATIONS, generate_motion
 from simspine.synth.rig import WORLD_FRAME, Rig, make_rig
 from simspine.synth.subject import GroundTruth, build_model, perform, random_subject
 
@@ -147,7 +147,7 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     gt.mkdir(exist_ok=True)
     write_trc(gt / "keypoints.trc", truth.keypoints)
     coords = truth.coordinates.copy()
-    rot = np.array([not (n.startswith("pelvis_t")) for n in truth.coordinate_names])
+    rot = np.array([n not in TRANSLATIONS for n in truth.coordinate_names])
     coords[:, rot] = np.rad2deg(coords[:, rot])
     write_mot(gt / "coordinates.mot", truth.keypoints.time, truth.coordinate_names, coords, in_degrees=True,
               frame="opensim-ground (Y up)", comment="synthetic ground truth written by simspine synth")
