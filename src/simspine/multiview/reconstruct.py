@@ -65,13 +65,17 @@ def quality_report(session: Session2D, result: TriangulationResult, options: Tri
     T, K, C = used.shape
     px = np.where(used, result.view_error, np.nan)
     mm = np.where(used, _per_view_mm(session.cameras, result.points, result.view_error), np.nan)
+    unc = result.uncertainty_m_per_px
+    unc = np.full((T, K), np.nan) if unc is None else unc * 1000.0
     with _nowarn():
         kp_px = np.nanmean(px, axis=(0, 2))
         kp_mm = np.nanmean(mm, axis=(0, 2))
+        kp_unc = np.nanmean(unc, axis=0)
     keypoints = []
     for k, name in enumerate(session.keypoint_names):
         keypoints.append({"name": name, "valid_share": float(result.valid[:, k].mean()),
-                          "reproj_error_px": _f(kp_px[k]), "reproj_error_mm": _f(kp_mm[k])})
+                          "reproj_error_px": _f(kp_px[k]), "reproj_error_mm": _f(kp_mm[k]),
+                          "uncertainty_mm_per_px": _f(kp_unc[k])})
     observed = np.moveaxis(np.isfinite(session.keypoints).all(-1), 0, -1)  # (T, K, C)
     confident = observed & (np.moveaxis(session.conf, 0, -1) >= options.conf_threshold)
     cams = []
@@ -87,6 +91,7 @@ def quality_report(session: Session2D, result: TriangulationResult, options: Tri
     with _nowarn():
         return {
             "units": {"reproj_error_px": "pixels", "reproj_error_mm": "millimetres at the point's depth",
+                      "uncertainty_mm_per_px": "first-order RMS 3D error per px of image noise (view geometry)",
                       "shares": "fraction of frames x keypoints"},
             "frames": int(T), "keypoints_per_frame": int(K), "cameras_count": int(C),
             "valid_share": float(result.valid.mean()),
@@ -121,9 +126,9 @@ def _f(v) -> float | None:
 
 def format_report(report: dict) -> str:
     """The report as two plain-text tables (keypoints, cameras)."""
-    kp = format_table(["keypoint", "valid %", "reproj px", "reproj mm"],
-                      [[k["name"], 100 * k["valid_share"], _n(k["reproj_error_px"]), _n(k["reproj_error_mm"])]
-                       for k in report["keypoints"]], floatfmt=".2f")
+    kp = format_table(["keypoint", "valid %", "reproj px", "reproj mm", "mm per px noise"],
+                      [[k["name"], 100 * k["valid_share"], _n(k["reproj_error_px"]), _n(k["reproj_error_mm"]),
+                        _n(k.get("uncertainty_mm_per_px"))] for k in report["keypoints"]], floatfmt=".2f")
     cams = format_table(["camera", "used %", "excluded %", "missing/low conf %", "inconsistent %",
                          "whole frame excluded %"],
                         [[c["name"], 100 * c["used_share"], 100 * c["excluded_share"],
@@ -170,11 +175,13 @@ def write_triangulation(rec: Reconstruction, out_dir: str | os.PathLike, stem: s
     write_trc(paths["trc"], rec.markers)
     r = rec.result
     meta = {"frame": rec.markers.frame, "units": {"xyz": "m", "time": "s", "reproj_error": "px"},
-            "shapes": "xyz (T, K, 3); conf, reproj_error, valid (T, K); views_used, view_error (T, K, C)",
+            "shapes": "xyz (T, K, 3); conf, reproj_error, valid, uncertainty_m_per_px (T, K); "
+                      "views_used, view_error (T, K, C)",
             "names": rec.markers.names, "cameras": rec.markers.meta.get("cameras", [])}
     with atomic_path(paths["npz"]) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, time=rec.markers.time, xyz=rec.markers.xyz, conf=rec.markers.conf,
                             reproj_error=r.reproj_error, valid=r.valid, views_used=r.views_used,
+                            uncertainty_m_per_px=r.uncertainty_m_per_px,
                             view_error=r.view_error, names=np.array(rec.markers.names, dtype=str),
                             meta_json=np.array(json.dumps(meta)))
     write_text_atomic(paths["report"], json.dumps(rec.report, indent=1) + "\n")
