@@ -1,20 +1,13 @@
-"""The demo's HTML report renders in headless Chromium with no console errors.
+"""``simspine demo`` runs end to end and its HTML report renders in headless Chromium with no
+console errors (uncaught errors, unhandled rejections and console.error calls are captured by a
+hook injected into the page and written into the DOM, which Chromium dumps)."""
 
-The report is built from a real synthetic session and a perturbed copy of its truth standing in
-for the pipeline's output (the report code is what is under test here; the pipeline has its own
-tests and the closed-loop tests run it)."""
-
+import json
 import re
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
-
-from simspine.synth.detector import DetectorConfig
-from simspine.synth.evaluate import closed_loop_errors
-from simspine.synth.loop import LoopResult, Recovered
-from simspine.synth.session import SynthConfig, make_session
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -34,39 +27,34 @@ window.addEventListener('load', function () { setTimeout(function () {
 </script>"""
 
 
-def fake_result(seconds=1.0) -> LoopResult:
-    s = make_session(SynthConfig(action="twist", seconds=seconds, seed=5,
-                                 detector=DetectorConfig(noise_px=0, outlier_rate=0)))
-    tr = s.truth
-    rng = np.random.default_rng(0)
-    kp = tr.keypoints.xyz + rng.normal(0, 0.005, tr.keypoints.xyz.shape)
-    coords = tr.coordinates + rng.normal(0, 0.005, tr.coordinates.shape)
-    rec = Recovered(tr.keypoints.time, kp, tr.coordinate_names, coords, tr.keypoints.time, kp,
-                    {"triangulate": 0.1, "inverse kinematics": 1.0}, len(kp))
-    err = closed_loop_errors(tr.keypoints.time, tr.keypoints.xyz, tr.coordinate_names, tr.coordinates,
-                             rec.time, rec.keypoints, rec.coordinate_names, rec.coordinates, rec.tri_time, kp)
-    return LoopResult(s, rec, err, 0.5)
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """Run the README's demo command (shorter session, same code path) once for these tests."""
+    from simspine.cli import main
+
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out), "--seconds", "2"]) == 0
+    return out
 
 
-def test_report_contents(tmp_path):
-    from simspine.demo import write_report
-
-    res = fake_result()
-    assert 3 < res.errors.spine_mm < 12  # 5 mm per axis noise -> about 8 mm
-    path = write_report(res, tmp_path / "report.html")
-    text = path.read_text()
+def test_demo_outputs(demo_dir, capsys):
+    text = (demo_dir / "report.html").read_text()
     assert not re.search(r"<script[^>]*\ssrc=", text)  # plotly.js inline: no script is fetched
     assert len(text) > 3_000_000  # ... and it is indeed in the page
     assert text.count("Plotly.newPlot") == 3
     for needle in ("Lumbar intervertebral angles", "Neck angles", "L5_S1_Flex_Ext", "Speed", "frames/s"):
         assert needle in text
+    summary = json.loads((demo_dir / "closed_loop.json").read_text())
+    assert summary["errors"]["n_frames"] == 100
+    assert summary["errors"]["region_mm"]["spine"] < 20
+    assert {s["stage"] for s in summary["stages"]} >= {"triangulate", "filter", "scale", "ik", "fk"}
+    assert (demo_dir / "session" / "groundtruth" / "keypoints.trc").is_file()
+    assert (demo_dir / "annotate" / "model" / "ik.mot").is_file()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_report_renders_in_headless_chromium(tmp_path):
-    from simspine.demo import write_report
-
-    path = write_report(fake_result(), tmp_path / "report.html")
+def test_report_renders_in_headless_chromium(demo_dir, tmp_path):
+    path = demo_dir / "report.html"
     page = tmp_path / "hooked.html"
     page.write_text(path.read_text().replace("<head>", "<head>" + HOOK, 1))
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
