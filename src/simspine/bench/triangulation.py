@@ -18,7 +18,9 @@ compiled by an untimed call on the full data first):
   simspine robust is scored on the same subset for the accuracy comparison.
 
 MPJPE is in millimetres against the true points; points a method leaves NaN are counted in
-"missing" and left out of its MPJPE.
+"missing" and left out of its MPJPE. simspine refuses points it cannot resolve (two
+self-consistent view pairs that disagree, or nearly parallel rays), so the headline accuracy
+ratio compares both methods on the points simspine kept.
 """
 
 from __future__ import annotations
@@ -121,8 +123,11 @@ def run(args) -> int:
         group.triangulate_ransac(flat[:, sub[:2]].copy())  # compile (untimed)
         (P, *_), dt = _timed(group.triangulate_ransac, flat[:, sub].copy())
     rows.append(["aniposelib triangulate_ransac (subset)", m, dt, m / dt, *_mpjpe(P, flatX[sub])])
-    rows.append(["simspine robust (same subset)", m, float("nan"), float("nan"),
-                 *_mpjpe(res.points.reshape(n, 3)[sub], flatX[sub])])
+    ours = res.points.reshape(n, 3)[sub]
+    rows.append(["simspine robust (same subset)", m, float("nan"), float("nan"), *_mpjpe(ours, flatX[sub])])
+    kept = np.isfinite(ours).all(-1)
+    rows.append(["aniposelib RANSAC on points simspine kept", int(kept.sum()), float("nan"), float("nan"),
+                 *_mpjpe(P[kept], flatX[sub][kept])])
 
     base_rate = rows[3][3]
     ransac_err = rows[4][4]
@@ -132,9 +137,10 @@ def run(args) -> int:
     print(format_table(["method", "points", "time s", "points/s", "speed vs anipose DLT", "MPJPE mm",
                         "MPJPE vs anipose RANSAC", "missing"], table))
     sp = rows[2][3] / base_rate
-    acc = rows[5][4] / ransac_err
+    acc = rows[5][4] / rows[6][4]  # same points: those simspine kept
     print(f"\nsimspine robust ({workers} threads): {sp:.2f}x aniposelib DLT speed (1 thread: "
           f"{rows[1][3] / base_rate:.2f}x), {rows[2][3] / rows[4][3]:.0f}x aniposelib RANSAC "
-          f"speed; MPJPE {acc:.2f}x aniposelib RANSAC's on the same points "
+          f"speed; MPJPE {acc:.2f}x aniposelib RANSAC's on the same points (those simspine kept; it refuses "
+          f"{int(rows[2][5])} of {n} as ambiguous or badly conditioned) "
           f"(target: speed >= 1x DLT, MPJPE <= 1x RANSAC: {'met' if sp >= 1 and acc <= 1 else 'NOT met'})")
     return 0
