@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from simspine.bench.table import format_table
+from simspine.errors import SimspineError
 
 NAME = "closed-loop"
 HELP = "closed-loop accuracy of the whole pipeline vs 2D noise x outlier rate (synthetic sessions)"
@@ -27,14 +28,14 @@ def add_arguments(p) -> None:
 
     p.add_argument("--workdir", default="simspine_closed_loop", help="where sessions and results go (default: %(default)s)")
     p.add_argument("--action", default="pickup", choices=ACTIONS, help="action (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=2.0, help="session length in s (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=4.0, help="session length in s (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--noise", type=float, nargs="+", default=list(NOISES_PX), help="2D noise levels, px")
     p.add_argument("--outliers", type=float, nargs="+", default=list(OUTLIER_RATES), help="outlier rates (0-1)")
     p.add_argument("--no-jitter", action="store_true", help="no marker-placement jitter in the generator")
 
 
-def sweep(workdir, action="pickup", seconds=2.0, seed=0, noises=NOISES_PX, outliers=OUTLIER_RATES,
+def sweep(workdir, action="pickup", seconds=4.0, seed=0, noises=NOISES_PX, outliers=OUTLIER_RATES,
           jitter_m=0.01, progress=True) -> list[dict]:
     """Run (or reuse) every cell; returns one dict per cell with the config and errors."""
     from simspine.fileio import write_text_atomic
@@ -57,7 +58,15 @@ def sweep(workdir, action="pickup", seconds=2.0, seed=0, noises=NOISES_PX, outli
                     print(f"[{i + 1}/{len(cells)}] {cell.name}: reused", flush=True)
                 continue
         t0 = time.perf_counter()
-        res = closed_loop(cfg, cell)
+        try:
+            res = closed_loop(cfg, cell, log=lambda *_: None)
+        except SimspineError as e:  # the pipeline refused this session: a result too, keep going
+            d = {"config": cfg.as_dict(), "failed": str(e), "seconds": time.perf_counter() - t0}
+            write_text_atomic(done, json.dumps(d, indent=1, default=float))
+            out.append(json.loads(json.dumps(d, default=float)))
+            if progress:
+                print(f"[{i + 1}/{len(cells)}] {cell.name}: pipeline refused: {e}", flush=True)
+            continue
         secs = time.perf_counter() - t0
         d = {"config": cfg.as_dict(), "errors": res.errors.as_dict(), "seconds": secs,
              "frames": res.errors.n_frames}
@@ -72,19 +81,24 @@ def sweep(workdir, action="pickup", seconds=2.0, seed=0, noises=NOISES_PX, outli
 def table_rows(results: list[dict]) -> list[list]:
     rows = []
     for d in results:
-        det, e = d["config"]["detector"], d["errors"]
+        det = d["config"]["detector"]
+        if "failed" in d:
+            rows.append([f"{det['noise_px']:g}", f"{100 * det['outlier_rate']:g}"] + ["-"] * (len(HEADERS) - 4)
+                        + [d["seconds"], "pipeline refused: " + d["failed"]])
+            continue
+        e = d["errors"]
         tri = e["triangulated_region_mm"].get("spine", float("nan"))
         fin = e["region_mm"]["spine"]
         lum = e["lumbar_rmse_deg"]["L5_S1"]
         neck = sum(e["neck_rmse_deg"].values()) / len(e["neck_rmse_deg"])
         rows.append([f"{det['noise_px']:g}", f"{100 * det['outlier_rate']:g}", tri, fin, tri / fin if fin else float("nan"),
                      e["region_mm"]["lumbar"], e["region_mm"]["thoracic"], e["region_mm"]["cervical"],
-                     lum["Flex_Ext"], lum["Lat_Bending"], lum["axial_rotation"], neck, d["seconds"]])
+                     lum["Flex_Ext"], lum["Lat_Bending"], lum["axial_rotation"], neck, d["seconds"], ""])
     return rows
 
 
 HEADERS = ["noise px", "outliers %", "spine tri mm", "spine model mm", "tri/model", "lumbar mm", "thoracic mm",
-           "cervical mm", "L5S1 flex deg", "L5S1 lat deg", "L5S1 axial deg", "neck deg", "seconds"]
+           "cervical mm", "L5S1 flex deg", "L5S1 lat deg", "L5S1 axial deg", "neck deg", "seconds", "note"]
 
 
 def run(args) -> int:
