@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simspine.errors import InputError
+from simspine.errors import InputError, SimspineError
 from simspine.fileio import atomic_path, write_text_atomic
 from simspine.multiview.filtering import FilterOptions, filter_trajectories
 from simspine.multiview.merge import MergeOptions, h36m_trajectories, merge_markers
@@ -300,8 +300,13 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                                                                  (0, "missing"))}
 
     result = AnnotateResult(out, triangulated, filtered, markers, timings=timings, skipped=skipped, summary=summary)
+    failure = None
     if biomech:
-        _biomech_stages(result, stage, k_mer, mass, height, ik_backend, progress, log)
+        try:
+            _biomech_stages(result, stage, k_mer, mass, height, ik_backend, progress, log)
+        except SimspineError as e:  # keep the front end's outputs and say what stopped the rest
+            failure = e
+            summary["stages"]["biomech"] = f"failed: {e}"
     else:
         summary["stages"]["biomech"] = "not run (biomech=False)"
     summary["timings_s"] = timings
@@ -310,6 +315,8 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                                 | {"summary.json", "summary.txt"})
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
     write_text_atomic(out / "summary.txt", format_summary(summary) + "\n")
+    if failure is not None:
+        raise failure
     return result
 
 
