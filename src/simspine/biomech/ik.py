@@ -436,6 +436,27 @@ class JacobianIK:
         costs = np.empty(T_)
         z = kin.z_from_state()
         t0 = _time.perf_counter()
+        floor = len(names) * (2e-4) ** 2  # below ~0.2 mm per marker a frame is not "poor"
+        pelvis = np.array([n.startswith("pelvis") for n in kin.free_names])
+        rng = np.random.default_rng(0)
+        observed = np.ones(n_z, dtype=bool)
+
+        def multistart(t, best, z_base, partial):
+            """Restarts from random poses within the ranges (pelvis and unobserved coordinates
+            kept at ``z_base``; with ``partial`` each coordinate is re-drawn with probability
+            1/2, so a single limb in a wrong basin can be fixed); the best solution wins."""
+            for _ in range(self.restarts):
+                if best[2] < floor * 1e-4:
+                    break
+                keep = pelvis | ~observed
+                if partial:
+                    keep = keep | (rng.random(n_z) < 0.5)
+                z_try = np.where(keep, z_base, kin.lo + (kin.hi - kin.lo) * rng.uniform(0.25, 0.75, n_z))
+                cand = solve_frame(t, z_try, self.first_frame_iterations)
+                if cand[2] < best[2]:
+                    best = cand
+            return best
+
         for t in _progress(range(T_), progress, "IK (jacobian)"):
             if t == 0:
                 use = prep.w[t] > 0
@@ -445,28 +466,20 @@ class JacobianIK:
                 kin.set_z(z)
                 self.matter_jac(kin, mobod, stations, jac)
                 observed = np.linalg.norm(jac.to_numpy() @ kin.C, axis=0) > 1e-9
-                best = solve_frame(t, z, self.first_frame_iterations)
-                rng = np.random.default_rng(0)
-                pelvis = np.array([n.startswith("pelvis") for n in kin.free_names])
-                for _ in range(self.restarts):
-                    if best[2] < 1e-8 * max(1, use.sum()):
-                        break
-                    # Coordinates no marker observes (e.g. wrists) stay at the start value.
-                    keep = pelvis | ~observed
-                    z_try = np.where(keep, z, kin.lo + (kin.hi - kin.lo) * rng.uniform(0.25, 0.75, n_z))
-                    cand = solve_frame(t, z_try, self.first_frame_iterations)
-                    if cand[2] < best[2]:
-                        best = cand
-                z, pos[t], costs[t] = best
+                best = multistart(t, solve_frame(t, z, self.first_frame_iterations), z, partial=False)
             else:
                 # Warm start from the previous frame: close to the optimum, so start almost
                 # undamped (Gauss-Newton steps).
-                z, pos[t], costs[t] = solve_frame(t, z, self.max_iterations, lam=1e-6)
+                best = solve_frame(t, z, self.max_iterations, lam=1e-6)
+                if best[2] > 4.0 * costs[t - 1] + floor:
+                    # The fit got much worse than in the previous frame: probably a limb jumped
+                    # into another local minimum (fast motion); try restarts around it.
+                    best = multistart(t, best, z, partial=True)
+            z, pos[t], costs[t] = best
             zs[t] = z
         # Backward repair: a frame left in a poor local minimum (typically the first frames,
         # started from the default pose) is re-solved from its successor's solution; the better
         # of the two is kept.
-        floor = len(names) * (2e-4) ** 2  # below ~0.2 mm per marker a frame is not "poor"
         for t in range(T_ - 2, -1, -1):
             if costs[t] > 4.0 * costs[t + 1] + floor:
                 z2, p2, c2 = solve_frame(t, zs[t + 1].copy(), self.first_frame_iterations)

@@ -304,8 +304,11 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
     frames = np.sort(order[:min(n_frames, markers.n_frames)])
     sub = Trajectories(markers.time[frames], markers.names, markers.xyz[frames], markers.conf[frames], markers.frame)
     scaled = scale_model(factors, workdir / "refine.osim", mass, model_path)
-    res = JacobianIK(restarts=4).solve(str(scaled), sub, coordinate_tasks=[])
+    res = JacobianIK().solve(str(scaled), sub, coordinate_tasks=[])
     kin = Kinematics(str(scaled))
+    # Frames the IK fitted much worse than the others (a limb in a wrong local minimum) would
+    # bias the ratios: leave them out.
+    good = res.rms <= max(3.0 * float(np.nanmedian(res.rms)), 1e-3)
     new = {}
     for seg in SEGMENTS:
         ratios = []
@@ -319,7 +322,7 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
                 kin.set_coordinates(dict(zip(res.coordinate_names, res.values[t], strict=True)))
                 pa, pb = kin.marker_positions([a, b])
                 d_model[t] = np.linalg.norm(pa - pb)
-            ok = np.isfinite(d_data)
+            ok = np.isfinite(d_data) & good
             if ok.sum():
                 ratios.append(np.median(d_data[ok] / d_model[ok]))
         new[seg.name] = float(np.mean(ratios)) if ratios else 1.0
