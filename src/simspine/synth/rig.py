@@ -11,14 +11,12 @@ Pose2Sim does) are directly comparable.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from simspine.cameras import Camera, rotation_from_quaternion
+from simspine.cameras import Camera
 from simspine.errors import InputError
 from simspine.frames import yup_to_zup, zup_to_yup
 
@@ -79,31 +77,10 @@ def stage_point(cameras: list[Camera]) -> np.ndarray:
     return np.array([p[0], p[1], 0.0])
 
 
-def _h36m_cameras_fallback(subject: str) -> list[Camera]:
-    # Adapter used only while simspine.calibration.h36m_cameras is not available: reads the same
-    # package data (data/h36m_cameras.json) with its documented convention
-    # X_cam = R_q^T (X_world - t), t the camera centre in mm.
-    with resources.files("simspine.data").joinpath("h36m_cameras.json").open("r", encoding="utf-8") as f:
-        d = json.load(f)
-    if subject not in d["extrinsics"]:
-        raise InputError("h36m_cameras.json", f"unknown subject {subject!r} (known: {', '.join(d['extrinsics'])})")
-    cams = []
-    for intr, extr in zip(d["intrinsics"], d["extrinsics"][subject], strict=True):
-        Rq = rotation_from_quaternion(extr["orientation_wxyz"])
-        c = np.asarray(extr["translation_mm"], float) / 1000.0
-        K = np.array([[intr["focal_length"][0], 0, intr["center"][0]],
-                      [0, intr["focal_length"][1], intr["center"][1]], [0, 0, 1]])
-        dist = [*intr["radial_distortion"], *intr["tangential_distortion"]]
-        cams.append(Camera(intr["id"], (intr["res_w"], intr["res_h"]), K, dist, Rq.T, -Rq.T @ c, "h36m"))
-    return cams
-
-
 def h36m_cameras(subject: str = "S9") -> list[Camera]:
     """Human3.6M's four cameras for ``subject`` (Z-up world, metres, Human3.6M distortion)."""
-    try:
-        from simspine.calibration import h36m_cameras as _h36m
-    except ImportError:
-        return _h36m_cameras_fallback(subject)
+    from simspine.calibration import h36m_cameras as _h36m
+
     return list(_h36m(subject))
 
 
@@ -114,12 +91,11 @@ def h36m_rig(subject: str = "S9") -> Rig:
 
 
 def load_rig(path: str | Path) -> Rig:
-    """A rig from any calibration file that :func:`simspine.calibration.read_calibration` reads."""
-    try:
-        from simspine.calibration import read_calibration
-    except ImportError as e:  # pragma: no cover - the I/O module lands separately
-        raise InputError(str(path), "reading calibration files needs simspine.calibration, not available") from e
-    cams = list(read_calibration(path))
+    """A rig from any calibration file :func:`simspine.calibration.load_calibration` reads
+    (Pose2Sim TOML, Qualisys ``.qca.txt``); its world must be Z up with the floor at z = 0."""
+    from simspine.calibration import load_calibration
+
+    cams = list(load_calibration(path))
     return Rig(cams, stage_point(cams), Path(path).name)
 
 
