@@ -23,7 +23,9 @@ REGION_COLOURS = {"lumbar": "#d62728", "thoracic": "#ff7f0e", "cervical": "#9467
 def _table_html(title: str, headers: list[str], rows: list[list]) -> str:
     def cell(v):
         if isinstance(v, float):
-            return "—" if not np.isfinite(v) else f"{v:.3g}"
+            if not np.isfinite(v):
+                return "—"
+            return f"{v:.0f}" if abs(v) >= 100 else f"{v:.2f}"
         return html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -120,7 +122,8 @@ def skeleton_figure(time: np.ndarray, truth_kp: np.ndarray, pred_kp: np.ndarray 
         title="3D skeleton over time (true grey, recovered red; metres, OpenSim ground frame shown Y up)",
         height=650,
         scene=dict(xaxis=dict(title="x (m)", range=rng[0]), yaxis=dict(title="z (m)", range=rng[2]),
-                   zaxis=dict(title="y up (m)", range=rng[1]), aspectmode="cube"),
+                   zaxis=dict(title="y up (m)", range=rng[1]), aspectmode="cube",
+                   camera=dict(eye=dict(x=1.0, y=1.0, z=0.45))),
         updatemenus=[dict(type="buttons", showactive=False, x=0.05, y=0.02, xanchor="left", yanchor="bottom",
                           buttons=[dict(label="Play", method="animate",
                                         args=[None, dict(frame=dict(duration=int(dt * 1000), redraw=True),
