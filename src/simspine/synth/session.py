@@ -157,7 +157,8 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     header = ["time"] + [f"{n}_deg" for n in rots.intervertebral_names] + [f"{c}_deg" for c in seg_cols]
     table = np.column_stack([rots.time, rots.intervertebral_deg,
                              rots.segment_euler_deg.reshape(len(rots.time), -1)])
-    lines = ["# ground-truth rotations, degrees; intervertebral = model coordinates; segments = intrinsic ZXY "
+    lines = ["# ground-truth rotations, degrees (relative angles: no world frame); intervertebral = model "
+             "coordinates; segments = intrinsic ZXY "
              "of R_pelvis^T R_body", ",".join(header)]
     lines += [",".join(f"{v:.6g}" for v in row) for row in table]
     write_text_atomic(gt / "rotations.csv", "\n".join(lines) + "\n")
