@@ -121,7 +121,7 @@ def _prepare(cameras: list[Camera], uv, conf):
 
 def _rays(cameras, uv):
     """(C, N, 2) undistorted normalised coordinates of pixel observations."""
-    return np.stack([pixel_rays(cam, uv[c]) for c, cam in enumerate(cameras)])
+    return np.stack([cam.pixel_rays(uv[c]) for c, cam in enumerate(cameras)])
 
 
 #: upper-triangle entries of a symmetric 3×3 matrix
@@ -198,87 +198,6 @@ def triangulate_dlt(cameras: list[Camera], uv, conf=None, conf_threshold: float 
 
 
 # ---- projection with Jacobian (component arrays: numpy is fastest on long 1-D arrays) ---------
-def _coeffs(cam: Camera):
-    """(k1, k2, k3, p1, p2, tangential model) of a camera."""
-    if cam.dist_model == "opencv":
-        k1, k2, p1, p2, k3 = cam.dist
-    else:
-        k1, k2, k3, p1, p2 = cam.dist
-    return k1, k2, k3, p1, p2, cam.dist_model
-
-
-def _distort(cam: Camera, x, y, jacobian: bool = False):
-    """Distorted normalised coordinates (and their 2×2 Jacobian entries) of x, y (N,) arrays.
-
-    Same formulas as :meth:`Camera.distort_normalized` / ``_distortion_jacobian``, written on
-    component arrays because batched 2×2 array algebra is several times slower in numpy.
-    """
-    k1, k2, k3, p1, p2, model = _coeffs(cam)
-    xx, yy, xy = x * x, y * y, x * y
-    r2 = xx + yy
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    if model == "opencv":
-        xd = x * radial + 2 * p1 * xy + p2 * (r2 + 2 * xx)
-        yd = y * radial + p1 * (r2 + 2 * yy) + 2 * p2 * xy
-    else:
-        tan = p1 * x + p2 * y
-        xd = x * (radial + tan) + p1 * r2
-        yd = y * (radial + tan) + p2 * r2
-    if not jacobian:
-        return xd, yd
-    drad2 = 2 * (k1 + r2 * (2 * k2 + 3 * k3 * r2))  # 2 * d radial / d r2
-    if model == "opencv":
-        j00 = radial + xx * drad2 + 2 * p1 * y + 6 * p2 * x
-        j01 = xy * drad2 + 2 * p1 * x + 2 * p2 * y
-        j10 = xy * drad2 + 2 * p1 * x + 2 * p2 * y
-        j11 = radial + yy * drad2 + 6 * p1 * y + 2 * p2 * x
-    else:
-        tan = p1 * x + p2 * y
-        j00 = radial + tan + x * (drad2 * x + p1) + 2 * p1 * x
-        j01 = x * (drad2 * y + p2) + 2 * p1 * y
-        j10 = y * (drad2 * x + p1) + 2 * p2 * x
-        j11 = radial + tan + y * (drad2 * y + p2) + 2 * p2 * y
-    return xd, yd, j00, j01, j10, j11
-
-
-def pixel_rays(cam: Camera, uv: np.ndarray, tol: float = 1e-10, iterations: int = 20) -> np.ndarray:
-    """Undistorted normalised coordinates (N, 2) of pixels (N, 2).
-
-    The same quantity as :meth:`Camera.pixel_rays` (Newton's method on the distortion), computed on
-    component arrays, started from the first-order inverse ``xd / radial(xd)`` and iterated only
-    for the points not yet converged (``tol`` in normalised units, about 1e-7 px): several times
-    faster on large batches.
-    """
-    uv = np.asarray(uv, dtype=float)
-    K = cam.K
-    yd = (uv[:, 1] - K[1, 2]) / K[1, 1]
-    xd = (uv[:, 0] - K[0, 2] - K[0, 1] * yd) / K[0, 0]
-    if not np.any(cam.dist):
-        return np.stack([xd, yd], -1)
-    k1, k2, k3 = _coeffs(cam)[:3]
-    r2 = xd * xd + yd * yd
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    x, y = xd / radial, yd / radial
-    act = np.nonzero(np.isfinite(x) & np.isfinite(y))[0]
-    prev = np.zeros(act.size)  # previous step size (0: none yet)
-    for _ in range(iterations):
-        if act.size == 0:
-            break
-        xa, ya = x[act], y[act]
-        fx, fy, a, b, c, d = _distort(cam, xa, ya, jacobian=True)
-        rx, ry = fx - xd[act], fy - yd[act]
-        det = a * d - b * c
-        sx = (d * rx - b * ry) / det
-        sy = (a * ry - c * rx) / det
-        x[act] = xa - sx
-        y[act] = ya - sy
-        size = np.abs(sx) + np.abs(sy)
-        # Newton converges quadratically: the next step is about size^2 / prev
-        keep = (size > tol) & (size * size > tol * prev)
-        act, prev = act[keep], size[keep]
-    return np.stack([x, y], -1)
-
-
 def _cam_points(cam: Camera, X: np.ndarray):
     R, t = cam.R, cam.t
     X0, X1, X2 = X[:, 0], X[:, 1], X[:, 2]
@@ -300,9 +219,9 @@ def _project(cam: Camera, X: np.ndarray, jacobian: bool = False):
     x, y = xc * iz, yc * iz
     K = cam.K
     if not jacobian:
-        xd, yd = _distort(cam, x, y)
+        xd, yd = cam.distort_components(x, y)
         return K[0, 0] * xd + K[0, 1] * yd + K[0, 2], K[1, 1] * yd + K[1, 2]
-    xd, yd, j00, j01, j10, j11 = _distort(cam, x, y, jacobian=True)
+    xd, yd, j00, j01, j10, j11 = cam.distort_components(x, y, jacobian=True)
     u = K[0, 0] * xd + K[0, 1] * yd + K[0, 2]
     v = K[1, 1] * yd + K[1, 2]
     # A = [[fx, s], [0, fy]] @ Jd: derivative of pixels w.r.t. undistorted normalised coords
