@@ -149,7 +149,7 @@ def test_solve_trials_pool(model_path, tmp_path):
 
 def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):
     monkeypatch.setenv("SIMSPINE_CACHE", str(model_path.parent))
-    kin, mot, traj, rots = make_subject(model_path, tmp_path, 1.70, 9, n=12)
+    kin, mot, traj, rots = make_subject(model_path, tmp_path, 1.70, 9, n=20, rate=50.0)
     trc = write_trc(tmp_path / "trial.trc", traj)
     out = tmp_path / "out"
     res = run_ik_pipeline(trc, out, height=1.7, mass=65.0, progress=False)
@@ -157,7 +157,7 @@ def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):
               "rotations.csv", "rotations.npz", "summary.json"):
         assert (out / f).is_file(), f
     kp = read_trc(out / "keypoints37.trc")
-    assert kp.frame.startswith("opensim-ground") and kp.xyz.shape == (12, 37, 3)
+    assert kp.frame.startswith("opensim-ground") and kp.xyz.shape == (20, 37, 3)
     assert np.sqrt(np.mean(np.linalg.norm(kp.xyz - traj.xyz, axis=2) ** 2)) < 2e-3
     npz = np.load(out / "rotations.npz")
     iv = list(npz["intervertebral_names"])

@@ -470,7 +470,19 @@ class JacobianIK:
             else:
                 # Warm start from the previous frame: close to the optimum, so start almost
                 # undamped (Gauss-Newton steps).
-                best = solve_frame(t, z, self.max_iterations, lam=1e-6)
+                # Constant-velocity prediction from the two previous frames (kept only if it
+                # fits better than the previous pose): fewer iterations on smooth motion.
+                z_start = z
+                if t >= 2:
+                    z_pred = np.clip(2.0 * zs[t - 1] - zs[t - 2], kin.lo, kin.hi)
+                    use = prep.w[t] > 0
+                    x = np.where(use[:, None], prep.x[t], 0.0)
+                    sw = np.sqrt(prep.w[t])
+                    r_prev, _ = residual(z, x, sw)
+                    r_pred, _ = residual(z_pred, x, sw)
+                    if r_pred @ r_pred < r_prev @ r_prev:
+                        z_start = z_pred
+                best = solve_frame(t, z_start, self.max_iterations, lam=1e-6)
                 if best[2] > 4.0 * costs[t - 1] + floor:
                     # The fit got much worse than in the previous frame: probably a limb jumped
                     # into another local minimum (fast motion); try restarts around it.
