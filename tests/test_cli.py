@@ -19,3 +19,20 @@ def test_every_subcommand_has_help():
     for name, p in sub.choices.items():
         text = p.format_help()
         assert name in text and "usage" in text
+
+
+def test_atomic_write_permissions_and_no_partial_file(tmp_path):
+    import os
+
+    import pytest
+
+    from simspine.fileio import atomic_path, write_text_atomic
+
+    out = write_text_atomic(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out.stat().st_mode & 0o777) == 0o666 & ~mask
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "b.txt") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
