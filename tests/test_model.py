@@ -156,3 +156,21 @@ def test_run_fk_table(kin):
     vals[2, 1] = np.nan
     with pytest.raises(ValueError, match="L5_S1_Flex_Ext"):
         run_fk(kin, CoordinateTable(np.arange(T) / 50, names, vals))
+
+
+def test_fk_from_mot_file(kin, tmp_path):
+    """A .mot in degrees (OpenSim's convention) gives the same keypoints as the radians table."""
+    from simspine.biomech.fk import coordinates_from_mot
+    from simspine.io.mot import write_mot
+
+    T = 4
+    names = ["pelvis_ty", "L5_S1_Flex_Ext", "neck_rotation", "knee_angle_r"]
+    vals = np.array([[0.9, -0.1, 0.2, 0.5]] * T) + np.linspace(0, 0.05, T)[:, None]
+    deg = vals.copy()
+    deg[:, 1:] = np.rad2deg(deg[:, 1:])
+    path = write_mot(tmp_path / "c.mot", np.arange(T) / 50, names, deg, in_degrees=True)
+    table = coordinates_from_mot(path, kin.coordinates)
+    assert np.allclose(table.values, vals)
+    a, ra = run_fk(kin, table)
+    b, rb = run_fk(kin, CoordinateTable(np.arange(T) / 50, names, vals))
+    assert np.allclose(a.xyz, b.xyz) and np.allclose(ra.segment_euler_deg, rb.segment_euler_deg)

@@ -34,6 +34,7 @@ from simspine.biomech.fk import (
     SPINE_SEGMENTS,
     CoordinateTable,
     Kinematics,
+    coordinates_from_mot,
     run_fk,
 )
 from simspine.biomech.ik import IKResult, make_backend, write_ik_mot
@@ -170,16 +171,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     t0 = time.perf_counter()
     res = None
     if state.get("ik") and mot_path.is_file():
-        from simspine.io.mot import read_mot
-
-        table = read_mot(mot_path)
         kin = Kinematics(str(model_path))
-        rot = {c.name: c.rotational for c in kin.coordinates}
-        vals = table.values.copy()
-        for j, n in enumerate(table.names):
-            if table.in_degrees and rot.get(n):
-                vals[:, j] = np.deg2rad(vals[:, j])
-        coords = CoordinateTable(table.time, list(table.names), vals)
+        coords = coordinates_from_mot(mot_path, kin.coordinates)
         _say(progress, "  IK: reused (same input)")
     else:
         be = make_backend(backend, accuracy)
