@@ -203,9 +203,12 @@ def run_fk(kin: Kinematics, table: CoordinateTable, progress: bool = False) -> t
     Columns of ``table`` that are not model coordinates are ignored; model coordinates missing
     from the table keep their default values. Non-finite values raise :class:`InputError`.
     """
-    known = [j for j, n in enumerate(table.names) if n in kin.coordinate_names]
-    if not known:
+    if not any(n in kin.coordinate_names for n in table.names):
         raise InputError(None, "the coordinates table has no column named like a model coordinate")
+    # Dependent coordinates follow from the couplers and locked ones cannot be set: only the
+    # free ones are taken from the table (an IK .mot lists all of them).
+    free = {c.name for c in kin.free_coordinates}
+    known = [j for j, n in enumerate(table.names) if n in free]
     vals = np.asarray(table.values, dtype=float)
     if not np.isfinite(vals[:, known]).all():
         bad = sorted({table.names[j] for j in known if not np.isfinite(vals[:, j]).all()})
