@@ -111,12 +111,15 @@ def _write_errors(res: IKResult, path: Path) -> Path:
 def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: float = 70.0, *,
                     backend: str = "jacobian", accuracy: float | None = None, coordinate_tasks=None,
                     weights: dict | None = None, refine: int = 3, resume: bool = True,
-                    progress: bool = True) -> IKPipelineResult:
+                    progress: bool = True, spine_placement: str = "published",
+                    lumbar_coupling: bool = True) -> IKPipelineResult:
     """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
 
     ``markers_trc``: a TRC path (OpenSim ground frame, SpineTrack-37 marker names) or a
     :class:`Trajectories`. ``height`` (m) is compared with the marker-based estimate; ``mass``
-    (kg) sets the scaled model's mass. See the module docstring for the outputs.
+    (kg) sets the scaled model's mass. ``spine_placement`` and ``lumbar_coupling`` choose the
+    model variant (see :func:`simspine.biomech.model.prepare_model`). See the module docstring
+    for the outputs.
     """
     t_all = time.perf_counter()
     out_dir = Path(out_dir)
@@ -135,7 +138,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     if "Y up" not in markers.frame and "opensim" not in markers.frame.lower():
         raise InputError(source, f"markers are in frame {markers.frame!r}; the model needs OpenSim ground (Y up)")
     options = dict(height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
-                   coordinate_tasks=coordinate_tasks, weights=weights)
+                   coordinate_tasks=coordinate_tasks, weights=weights, spine_placement=spine_placement,
+                   lumbar_coupling=lumbar_coupling)
     key = _input_hash(markers, options)
     state_path = out_dir / ".ik_state.json"
     state = json.loads(state_path.read_text()) if resume and state_path.is_file() else {}
@@ -151,9 +155,9 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         scaling = json.loads(scaling_path.read_text())
         _say(progress, "  scaling: reused (same input)")
     else:
-        prepare_model()
+        generic = prepare_model(spine_placement=spine_placement, lumbar_coupling=lumbar_coupling)
         report: ScalingReport = scale_subject(markers, model_path, mass=mass, height=height, refine=refine,
-                                              source=source)
+                                              model_path=generic, source=source)
         scaling = report.to_dict()
         scaling["frame"] = FRAME
         write_text_atomic(scaling_path, json.dumps(scaling, indent=1))

@@ -24,6 +24,12 @@ def add_arguments(p) -> None:
                    help="IK engine: Gauss-Newton on OpenSim Jacobians (default) or OpenSim's IK solver")
     p.add_argument("--accuracy", type=float, default=None,
                    help="IK accuracy (jacobian: step tolerance, default 1e-7; opensim: solver accuracy, default 1e-5)")
+    p.add_argument("--spine-placement", choices=["published", "body_centroid"], default="published",
+                   help="virtual spine markers at the SimSpine release's offsets (default) or moved to "
+                        "vertebral-body centroids")
+    p.add_argument("--free-lumbar", action="store_true",
+                   help="drop the lumbar coupler constraints (18 free lumbar coordinates instead of 3; "
+                        "slower and only weakly determined by the markers)")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage even if outputs exist")
 
 
@@ -31,5 +37,6 @@ def run(args) -> int:
     from simspine.biomech.pipeline import run_ik_pipeline
 
     run_ik_pipeline(args.markers, args.out, height=args.height, mass=args.mass, backend=args.backend,
-                    accuracy=args.accuracy, resume=not args.no_resume, progress=True)
+                    accuracy=args.accuracy, resume=not args.no_resume, progress=True,
+                    spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar)
     return 0
