@@ -120,6 +120,11 @@ class IKBackend(Protocol):
 #: Multiplier on the weights of spinetrack37.json's coordinate tasks (see the module docstring).
 COORDINATE_TASK_SCALE = 0.01
 RELATIVE_DECREASE = 1e-6
+#: Relative cost decrease at which a frame with noise-level residual (above ~0.2 mm per marker)
+#: counts as converged. Measured on the demo's triangulated markers (200 frames, 17 mm marker
+#: RMS): 1e-4 -> 37 frames/s, keypoints 11.25 mm from the truth; 1e-3 -> 100 frames/s, 11.37 mm;
+#: 1e-2 -> 245 frames/s, 11.48 mm. Exact markers always use RELATIVE_DECREASE.
+NOISY_RELATIVE_DECREASE = 1e-3
 
 
 def default_coordinate_tasks() -> list[dict]:
@@ -391,6 +396,8 @@ class JacobianIK:
                 r = np.concatenate([r, [np.sqrt(w) * (z[k] - v) for k, v, w in task_rows]])
             return r, p
 
+        floor = len(names) * (2e-4) ** 2  # below ~0.2 mm per marker a frame is not "poor"
+
         def solve_frame(t, z, iterations, lam=1e-3):
             use = prep.w[t] > 0
             x = np.where(use[:, None], prep.x[t], 0.0)
@@ -425,8 +432,12 @@ class JacobianIK:
                 lam = max(lam / 10.0, 1e-9)
                 # Converged: steps below the accuracy, or the weighted cost no longer falls
                 # (by 1e-14 m^2 or a relative RELATIVE_DECREASE: with a coordinate prior or
-                # noisy markers the optimum has a residual and Gauss-Newton converges linearly).
-                if np.max(np.abs(step)) < self.accuracy or decrease < max(1e-14, RELATIVE_DECREASE * c_new):
+                # noisy markers the optimum has a residual and Gauss-Newton converges linearly,
+                # slowly along weakly observed coordinates such as forearm pronation; when the
+                # residual is at noise level -- above ~0.2 mm per marker -- a looser relative
+                # decrease is enough: NOISY_RELATIVE_DECREASE).
+                rel = RELATIVE_DECREASE if c_new < floor else NOISY_RELATIVE_DECREASE
+                if np.max(np.abs(step)) < self.accuracy or decrease < max(1e-14, rel * c_new):
                     break
             return z, p, cost
 
@@ -436,7 +447,6 @@ class JacobianIK:
         costs = np.empty(T_)
         z = kin.z_from_state()
         t0 = _time.perf_counter()
-        floor = len(names) * (2e-4) ** 2  # below ~0.2 mm per marker a frame is not "poor"
         pelvis = np.array([n.startswith("pelvis") for n in kin.free_names])
         rng = np.random.default_rng(0)
         observed = np.ones(n_z, dtype=bool)
@@ -457,6 +467,7 @@ class JacobianIK:
                     best = cand
             return best
 
+        n_jump_restarts = 0
         for t in _progress(range(T_), progress, "IK (jacobian)"):
             if t == 0:
                 use = prep.w[t] > 0
@@ -467,6 +478,7 @@ class JacobianIK:
                 self.matter_jac(kin, mobod, stations, jac)
                 observed = np.linalg.norm(jac.to_numpy() @ kin.C, axis=0) > 1e-9
                 best = multistart(t, solve_frame(t, z, self.first_frame_iterations), z, partial=False)
+                first_seconds = _time.perf_counter() - t0
             else:
                 # Warm start from the previous frame: close to the optimum, so start almost
                 # undamped (Gauss-Newton steps).
@@ -483,9 +495,12 @@ class JacobianIK:
                     if r_pred @ r_pred < r_prev @ r_prev:
                         z_start = z_pred
                 best = solve_frame(t, z_start, self.max_iterations, lam=1e-6)
-                if best[2] > 4.0 * costs[t - 1] + floor:
-                    # The fit got much worse than in the previous frame: probably a limb jumped
+                recent = float(np.median(costs[max(0, t - 10):t]))
+                if best[2] > 9.0 * recent + floor:
+                    # The fit got much worse than in the previous frames (noise makes the cost
+                    # fluctuate, hence the factor 9 on the recent median): probably a limb jumped
                     # into another local minimum (fast motion); try restarts around it.
+                    n_jump_restarts += 1
                     best = multistart(t, best, z, partial=True)
             z, pos[t], costs[t] = best
             zs[t] = z
@@ -502,7 +517,10 @@ class JacobianIK:
         values = q[:, kin.qidx]
         errors = np.linalg.norm(pos - prep.x, axis=2)
         kin.set_z(zs[-1])
-        return _result(prep, markers.time, values, errors, self.name, seconds)
+        res = _result(prep, markers.time, values, errors, self.name, seconds)
+        res.meta["jump_restarts"] = n_jump_restarts
+        res.meta["first_frame_seconds"] = first_seconds
+        return res
 
     @staticmethod
     def matter_jac(kin, mobod, stations, jac):
