@@ -182,3 +182,25 @@ def test_cli_reports_bad_input(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode != 0
     assert "bad.trc" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_free_lumbar_model_fits_coupled_motion(model_path, tmp_path):
+    """With the lumbar couplers dropped (18 free lumbar coordinates), IK still fits a motion made
+    with the coupled spine (a special case of the free one)."""
+    free = prepare_model(cache_dir=model_path.parent, lumbar_coupling=False)
+    kin = Kinematics(str(model_path))
+    mot = random_motion(kin, 8, rate=50.0, seed=21)
+    traj, _ = run_fk(kin, mot)
+    res = JacobianIK().solve(str(free), traj, coordinate_tasks=[])
+    assert len([n for n in res.coordinate_names if n.startswith("L")]) == 18
+    assert np.mean(res.rms) < 1e-3
+
+
+@pytest.mark.slow
+def test_bench_ik_runs_and_is_faster(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "simspine.cli", "bench", "ik", "--frames", "100"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = {ln.split("  ")[0].strip(): ln for ln in p.stdout.splitlines() if ln.startswith(("simspine", "OpenSim"))}
+    speedup = float(rows["simspine jacobian (default)"].split("x")[0].split()[-1])
+    assert speedup > 2.0

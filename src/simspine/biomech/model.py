@@ -63,7 +63,7 @@ from simspine.fileio import atomic_path
 from simspine.skeletons import spinetrack37, spinetrack37_info
 
 #: Bump when the preparation changes, so that cached models are rebuilt.
-PREPARE_VERSION = "1"
+PREPARE_VERSION = "2"
 GENERIC_MODEL_NAME = "Model_Pose2Sim_muscles_flex.osim"
 
 #: Ears are in no Pose2Sim marker set; see the module docstring for how these were chosen.
@@ -318,19 +318,20 @@ def prepare_model(
     model.updContactGeometrySet().clearAndDestroy()
     if not lumbar_coupling:
         cs = model.updConstraintSet()
+        coords = model.updCoordinateSet()
         for i in reversed(range(cs.getSize())):
             c = osim.CoordinateCouplerConstraint.safeDownCast(cs.get(i))
             dep = c.getDependentCoordinateName() if c is not None else ""
             if dep.startswith(("L4_L5", "L3_L4", "L2_L3", "L1_L2", "L1_T12")):
+                # The freed coordinate had a placeholder range: give it the range the coupling
+                # implied (slope x the L5_S1 range), widened by half, before dropping the coupler.
+                slope = osim.LinearFunction.safeDownCast(c.getFunction()).getSlope()
+                ref = coords.get(c.getIndependentCoordinateNames().get(0))
+                lo, hi = sorted((slope * ref.getRangeMin(), slope * ref.getRangeMax()))
+                pad = 0.25 * (hi - lo)
+                coords.get(dep).setRangeMin(lo - pad)
+                coords.get(dep).setRangeMax(hi + pad)
                 cs.remove(i)
-        # The freed lumbar coordinates had huge placeholder ranges; give them L5_S1's.
-        coords = model.updCoordinateSet()
-        for lvl in ("L4_L5", "L3_L4", "L2_L3", "L1_L2", "L1_T12"):
-            for dof in ("Flex_Ext", "Lat_Bending", "axial_rotation"):
-                ref = coords.get(f"L5_S1_{dof}")
-                c = coords.get(f"{lvl}_{dof}")
-                c.setRangeMin(ref.getRangeMin())
-                c.setRangeMax(ref.getRangeMax())
     ms = model.updMarkerSet()
     ms.clearAndDestroy()
     for m in markers:
