@@ -174,3 +174,20 @@ def test_fk_from_mot_file(kin, tmp_path):
     a, ra = run_fk(kin, table)
     b, rb = run_fk(kin, CoordinateTable(np.arange(T) / 50, names, vals))
     assert np.allclose(a.xyz, b.xyz) and np.allclose(ra.segment_euler_deg, rb.segment_euler_deg)
+
+
+def test_fk_command(model_path, tmp_path, monkeypatch):
+    from simspine.cli import main
+    from simspine.io.mot import write_mot
+    from simspine.io.trc import read_trc
+
+    monkeypatch.setenv("SIMSPINE_CACHE", str(model_path.parent))
+    path = write_mot(tmp_path / "m.mot", [0.0, 0.02], ["L5_S1_Flex_Ext", "neck_flexion"],
+                     [[-5.0, 10.0], [-6.0, 12.0]], in_degrees=True)
+    assert main(["fk", str(path), "--out", str(tmp_path / "o")]) == 0
+    kp = read_trc(tmp_path / "o" / "keypoints37.trc")
+    assert kp.xyz.shape == (2, 37, 3) and kp.frame.startswith("opensim-ground")
+    rot = np.load(tmp_path / "o" / "rotations.npz")
+    names = list(rot["intervertebral_names"])
+    assert np.allclose(rot["intervertebral_deg"][:, names.index("neck_flexion")], [10.0, 12.0])
+    assert np.allclose(rot["segment_euler_deg"][:, 0, 0], [-5.0, -6.0])  # lumbar5 flexion = L5_S1
