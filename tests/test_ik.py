@@ -204,3 +204,20 @@ def test_bench_ik_runs_and_is_faster(tmp_path):
     rows = {ln.split("  ")[0].strip(): ln for ln in p.stdout.splitlines() if ln.startswith(("simspine", "OpenSim"))}
     speedup = float(rows["simspine jacobian (default)"].split("x")[0].split()[-1])
     assert speedup > 2.0
+
+
+def test_temporal_smoothness_reduces_noise(model_path, tmp_path):
+    """With 5 mm marker noise, the smoothness term brings the coordinates closer to the truth."""
+    kin = Kinematics(str(model_path))
+    mot = random_motion(kin, 40, rate=50.0, seed=31)
+    traj, _ = run_fk(kin, mot)
+    noisy = traj.select(traj.names)
+    noisy.xyz = noisy.xyz + np.random.default_rng(1).normal(0, 0.005, noisy.xyz.shape)
+    coords = [c.name for c in kin.free_coordinates if not c.name.startswith(("pelvis_t", "wrist", "pro_sup"))]
+
+    def err(res):
+        return np.sqrt(np.mean([(res.column(c) - mot.column(c)) ** 2 for c in coords]))
+
+    e0 = err(JacobianIK().solve(str(model_path), noisy))
+    e1 = err(JacobianIK(smoothness=0.1).solve(str(model_path), noisy))
+    assert e1 < 0.9 * e0, (np.rad2deg(e0), np.rad2deg(e1))

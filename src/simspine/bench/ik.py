@@ -14,7 +14,8 @@ end (the tool loads the model, reads the TRC, solves, writes the motion).
 simspine: each backend is timed end to end the same way (load the prepared model, solve from the
 in-memory markers, write the ``.mot``), and its solve alone (frames/s). Backends: ``jacobian``
 (default: Gauss-Newton on OpenSim's station Jacobians) and ``opensim`` (OpenSim's
-``InverseKinematicsSolver`` in-process). Accuracy: mean per-frame marker RMS and the largest
+``InverseKinematicsSolver`` in-process), both frame by frame like the tool (no temporal
+smoothness term, which the ``simspine ik`` pipeline adds). Accuracy: mean per-frame marker RMS and the largest
 marker error, and the RMS error of L5_S1 flexion against the generating motion.
 """
 

@@ -28,6 +28,14 @@ Two interchangeable backends implement :class:`IKBackend`:
   ``accuracy`` is the convergence threshold on the step (rad or m). It converges to the least
   squares optimum (sub-micrometre on exact data) in a few iterations per frame.
 
+:class:`JacobianIK` optionally adds the paper's temporal smoothness term (``smoothness`` > 0):
+after the frame-by-frame pass, Gauss-Seidel sweeps over the frames minimise the marker cost plus
+``smoothness * |z_t - (z_t-1 + z_t+1)/2|^2`` (a zero-phase, discrete acceleration penalty). On the
+demo's triangulated markers (200 frames at 50 Hz) a weight of 0.1 lowered the keypoint error
+against the truth from 11.38 to 10.68 mm, neck rotation RMSE from 5.1 to 3.9 deg and L5_S1
+flexion RMSE from 0.71 to 0.56 deg; on exact markers it costs ~0.15 mm of marker RMS. The
+pipeline uses 0.1 at 50 Hz, scaled with the frame rate (:func:`smoothness_for_rate`).
+
 Both return an :class:`IKResult` (all model coordinates per frame, per-marker errors, per-frame
 RMS and max error). :func:`solve_trials` runs many trials in a process pool. A batched (PyTorch)
 backend can implement the same protocol.
@@ -359,7 +367,9 @@ class JacobianIK:
     name = "jacobian-gn"
 
     def __init__(self, accuracy: float = 1e-6, max_iterations: int = 50, first_frame_iterations: int = 200,
-                 restarts: int = 8):
+                 restarts: int = 8, smoothness: float = 0.0, smoothing_sweeps: int = 3):
+        self.smoothness = smoothness
+        self.smoothing_sweeps = smoothing_sweeps
         self.accuracy = accuracy
         self.restarts = restarts
         self.max_iterations = max_iterations
@@ -388,15 +398,31 @@ class JacobianIK:
                 out[j] = (p.get(0), p.get(1), p.get(2))
             return out
 
+        # Temporal prior used by the smoothing sweeps: sqrt(w) (z - target), target = mean of the
+        # neighbouring frames' solutions.
+        prior: dict = {"target": None, "sqrt_w": np.sqrt(self.smoothness)}
+
         def residual(z, x, sw):
             kin.set_z(z)
             p = positions()
             r = (sw[:, None] * (p - x)).ravel()
             if task_rows:
                 r = np.concatenate([r, [np.sqrt(w) * (z[k] - v) for k, v, w in task_rows]])
+            if prior["target"] is not None:
+                r = np.concatenate([r, prior["sqrt_w"] * (z - prior["target"])])
             return r, p
 
         floor = len(names) * (2e-4) ** 2  # below ~0.2 mm per marker a frame is not "poor"
+        # Typical cost of the recent frames: a frame whose cost is at that level (and above the
+        # floor) is limited by marker noise, not by convergence.
+        noise = {"level": 0.0}
+        n_res = 3 * len(names)
+        x_all = np.nan_to_num(prep.x)
+
+        def marker_cost(t, p):
+            """Weighted marker part of frame t's cost (without coordinate tasks or priors):
+            what the local-minimum and noise checks compare."""
+            return float(np.sum(prep.w[t] * np.sum((p - x_all[t]) ** 2, axis=1)))
 
         def solve_frame(t, z, iterations, lam=1e-3):
             use = prep.w[t] > 0
@@ -412,6 +438,8 @@ class JacobianIK:
                     for i, (k, _, w) in enumerate(task_rows):
                         Jt[i, k] = np.sqrt(w)
                     Jw = np.vstack([Jw, Jt])
+                if prior["target"] is not None:
+                    Jw = np.vstack([Jw, prior["sqrt_w"] * np.eye(n_z)])
                 H = Jw.T @ Jw
                 g = Jw.T @ r
                 # Marquardt scaling; unobserved coordinates (zero column) keep their value.
@@ -435,8 +463,12 @@ class JacobianIK:
                 # noisy markers the optimum has a residual and Gauss-Newton converges linearly,
                 # slowly along weakly observed coordinates such as forearm pronation; when the
                 # residual is at noise level -- above ~0.2 mm per marker -- a looser relative
-                # decrease is enough: NOISY_RELATIVE_DECREASE).
-                rel = RELATIVE_DECREASE if c_new < floor else NOISY_RELATIVE_DECREASE
+                # decrease is enough: NOISY_RELATIVE_DECREASE; "noise level" = within 3x the
+                # median cost of the last 10 frames, so an exact-data frame in trouble still
+                # converges fully).
+                mc = r_new[:n_res] @ r_new[:n_res]  # marker part of the cost
+                noisy = floor < mc < 3.0 * noise["level"]
+                rel = NOISY_RELATIVE_DECREASE if noisy else RELATIVE_DECREASE
                 if np.max(np.abs(step)) < self.accuracy or decrease < max(1e-14, rel * c_new):
                     break
             return z, p, cost
@@ -496,22 +528,43 @@ class JacobianIK:
                         z_start = z_pred
                 best = solve_frame(t, z_start, self.max_iterations, lam=1e-6)
                 recent = float(np.median(costs[max(0, t - 10):t]))
-                if best[2] > 9.0 * recent + floor:
+                if marker_cost(t, best[1]) > 9.0 * recent + floor:
                     # The fit got much worse than in the previous frames (noise makes the cost
                     # fluctuate, hence the factor 9 on the recent median): probably a limb jumped
                     # into another local minimum (fast motion); try restarts around it.
                     n_jump_restarts += 1
                     best = multistart(t, best, z, partial=True)
-            z, pos[t], costs[t] = best
+            z, pos[t] = best[0], best[1]
+            costs[t] = marker_cost(t, pos[t])
             zs[t] = z
+            noise["level"] = float(np.median(costs[max(0, t - 9):t + 1]))
         # Backward repair: a frame left in a poor local minimum (typically the first frames,
         # started from the default pose) is re-solved from its successor's solution; the better
         # of the two is kept.
         for t in range(T_ - 2, -1, -1):
             if costs[t] > 4.0 * costs[t + 1] + floor:
-                z2, p2, c2 = solve_frame(t, zs[t + 1].copy(), self.first_frame_iterations)
+                z2, p2, _c = solve_frame(t, zs[t + 1].copy(), self.first_frame_iterations)
+                c2 = marker_cost(t, p2)
                 if c2 < costs[t]:
                     zs[t], pos[t], costs[t] = z2, p2, c2
+        # Smoothing sweeps (Gauss-Seidel over frames) on
+        #   sum_t cost_t(z_t) + smoothness * sum_t |z_t - (z_{t-1} + z_{t+1}) / 2|^2,
+        # a discrete acceleration penalty like the paper's temporal term (zero-phase: both
+        # neighbours count). Off by default (smoothness = 0).
+        if self.smoothness > 0 and T_ >= 3:
+            for _ in range(self.smoothing_sweeps):
+                for t in range(T_):
+                    # Interior: mean of the neighbours; ends: linear extrapolation from the two
+                    # nearest frames (zero acceleration), which does not pull the ends inwards.
+                    if t == 0:
+                        target = 2.0 * zs[1] - zs[2]
+                    elif t == T_ - 1:
+                        target = 2.0 * zs[T_ - 2] - zs[T_ - 3]
+                    else:
+                        target = 0.5 * (zs[t - 1] + zs[t + 1])
+                    prior["target"] = np.clip(target, kin.lo, kin.hi)
+                    zs[t], pos[t], _c = solve_frame(t, zs[t].copy(), self.max_iterations, lam=1e-6)
+            prior["target"] = None
         seconds = _time.perf_counter() - t0
         q = kin.base[None, :] + zs @ kin.C.T
         values = q[:, kin.qidx]
@@ -559,11 +612,26 @@ class JacobianIK:
 BACKENDS = {"jacobian": JacobianIK, "opensim": OpenSimSolverIK}
 
 
-def make_backend(name: str = "jacobian", accuracy: float | None = None) -> IKBackend:
-    """An IK backend by name (``"jacobian"`` default, ``"opensim"``), optionally with ``accuracy``."""
+def make_backend(name: str = "jacobian", accuracy: float | None = None, smoothness: float = 0.0) -> IKBackend:
+    """An IK backend by name (``"jacobian"`` default, ``"opensim"``), optionally with ``accuracy``
+    and (jacobian only) the temporal ``smoothness`` weight."""
     if name not in BACKENDS:
         raise InputError(None, f"unknown IK backend {name!r} (known: {', '.join(BACKENDS)})")
-    return BACKENDS[name]() if accuracy is None else BACKENDS[name](accuracy=accuracy)
+    kw = {} if accuracy is None else {"accuracy": accuracy}
+    if smoothness:
+        if name != "jacobian":
+            raise InputError(None, f"the {name} IK backend has no temporal smoothness term (use jacobian)")
+        kw["smoothness"] = smoothness
+    return BACKENDS[name](**kw)
+
+
+def smoothness_for_rate(weight_at_50hz: float, rate: float) -> float:
+    """Per-frame smoothing weight giving the same acceleration penalty as ``weight_at_50hz`` does
+    at 50 Hz: |z_t - (z_t-1 + z_t+1)/2| = |acceleration| / (2 rate^2), so the weight scales with
+    rate^4 (at 10 Hz the same physical smoothing is 625x weaker per frame)."""
+    if not np.isfinite(rate) or rate <= 0:
+        return weight_at_50hz
+    return float(weight_at_50hz * (rate / 50.0) ** 4)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from simspine.biomech.fk import (
     coordinates_from_mot,
     run_fk,
 )
-from simspine.biomech.ik import IKResult, make_backend, write_ik_mot
+from simspine.biomech.ik import IKResult, make_backend, smoothness_for_rate, write_ik_mot
 from simspine.biomech.model import prepare_model
 from simspine.biomech.scaling import ScalingReport, scale_subject
 from simspine.errors import InputError
@@ -45,6 +45,8 @@ from simspine.fileio import atomic_path, write_text_atomic
 from simspine.trajectories import Trajectories
 
 FRAME = "opensim-ground (Y up)"
+#: Temporal smoothness weight of the IK at 50 Hz (see :mod:`simspine.biomech.ik`).
+DEFAULT_SMOOTHNESS_50HZ = 0.1
 
 
 @dataclass
@@ -112,14 +114,16 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                     backend: str = "jacobian", accuracy: float | None = None, coordinate_tasks=None,
                     weights: dict | None = None, refine: int = 3, resume: bool = True,
                     progress: bool = True, spine_placement: str = "published",
-                    lumbar_coupling: bool = True) -> IKPipelineResult:
+                    lumbar_coupling: bool = True, smoothness: float = DEFAULT_SMOOTHNESS_50HZ) -> IKPipelineResult:
     """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
 
     ``markers_trc``: a TRC path (OpenSim ground frame, SpineTrack-37 marker names) or a
     :class:`Trajectories`. ``height`` (m) is compared with the marker-based estimate; ``mass``
     (kg) sets the scaled model's mass. ``spine_placement`` and ``lumbar_coupling`` choose the
-    model variant (see :func:`simspine.biomech.model.prepare_model`). See the module docstring
-    for the outputs.
+    model variant (see :func:`simspine.biomech.model.prepare_model`). ``smoothness``: weight of
+    the IK's temporal smoothness term expressed at 50 Hz (scaled with the marker rate; 0 for
+    frame-by-frame IK as OpenSim does; jacobian backend only). See the module docstring for the
+    outputs.
     """
     t_all = time.perf_counter()
     out_dir = Path(out_dir)
@@ -139,7 +143,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         raise InputError(source, f"markers are in frame {markers.frame!r}; the model needs OpenSim ground (Y up)")
     options = dict(height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
                    coordinate_tasks=coordinate_tasks, weights=weights, spine_placement=spine_placement,
-                   lumbar_coupling=lumbar_coupling)
+                   lumbar_coupling=lumbar_coupling, smoothness=smoothness)
     key = _input_hash(markers, options)
     state_path = out_dir / ".ik_state.json"
     state = json.loads(state_path.read_text()) if resume and state_path.is_file() else {}
@@ -179,7 +183,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         coords = coordinates_from_mot(mot_path, kin.coordinates)
         _say(progress, "  IK: reused (same input)")
     else:
-        be = make_backend(backend, accuracy)
+        smooth = smoothness_for_rate(smoothness, markers.rate) if backend == "jacobian" else 0.0
+        be = make_backend(backend, accuracy, smooth)
         res = be.solve(str(model_path), markers, weights, coordinate_tasks, progress=progress)
         write_ik_mot(res, mot_path)
         _write_errors(res, out_dir / "ik_errors.csv")

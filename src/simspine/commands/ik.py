@@ -24,6 +24,9 @@ def add_arguments(p) -> None:
                    help="IK engine: Gauss-Newton on OpenSim Jacobians (default) or OpenSim's IK solver")
     p.add_argument("--accuracy", type=float, default=None,
                    help="IK accuracy (jacobian: step tolerance, default 1e-7; opensim: solver accuracy, default 1e-5)")
+    p.add_argument("--smoothness", type=float, default=0.1,
+                   help="weight of the IK's temporal smoothness (acceleration) term at 50 Hz, scaled with the "
+                        "frame rate; 0 = frame-by-frame IK as OpenSim's (default: %(default)s; jacobian backend)")
     p.add_argument("--spine-placement", choices=["published", "body_centroid"], default="published",
                    help="virtual spine markers at the SimSpine release's offsets (default) or moved to "
                         "vertebral-body centroids")
@@ -38,5 +41,6 @@ def run(args) -> int:
 
     run_ik_pipeline(args.markers, args.out, height=args.height, mass=args.mass, backend=args.backend,
                     accuracy=args.accuracy, resume=not args.no_resume, progress=True,
-                    spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar)
+                    spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar,
+                    smoothness=args.smoothness if args.backend == "jacobian" else 0.0)
     return 0
