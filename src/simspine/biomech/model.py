@@ -11,7 +11,8 @@ Constraints: the 20 CoordinateCouplerConstraints are kept by default. 15 of them
 coordinates L4_L5 ... L1_T12 (flex/ext, lateral bending, axial rotation) linearly to L5_S1's three
 coordinates, so the lumbar spine has 3 effective degrees of freedom as in the paper; 3 drive the
 abdomen and 2 the patellae. ``lumbar_coupling=False`` drops only the 15 lumbar couplers, leaving
-18 free lumbar coordinates (kept coupled coordinates stay driven).
+18 free lumbar coordinates (kept coupled coordinates stay driven); each freed coordinate gets the
+range its coupling implied (slope x the L5_S1 range), widened by half.
 
 Marker set (SpineTrack-37 names, :func:`spinetrack37_markers`):
 
