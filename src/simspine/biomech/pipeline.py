@@ -112,7 +112,7 @@ def _write_errors(res: IKResult, path: Path) -> Path:
 
 def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: float = 70.0, *,
                     backend: str = "jacobian", accuracy: float | None = None, coordinate_tasks=None,
-                    weights: dict | None = None, refine: int = 3, resume: bool = True,
+                    weights: dict | None = None, refine: int = 4, resume: bool = True,
                     progress: bool = True, spine_placement: str = "published",
                     lumbar_coupling: bool = True, smoothness: float = DEFAULT_SMOOTHNESS_50HZ) -> IKPipelineResult:
     """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
