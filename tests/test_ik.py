@@ -221,3 +221,15 @@ def test_temporal_smoothness_reduces_noise(model_path, tmp_path):
     e0 = err(JacobianIK().solve(str(model_path), noisy))
     e1 = err(JacobianIK(smoothness=0.1).solve(str(model_path), noisy))
     assert e1 < 0.9 * e0, (np.rad2deg(e0), np.rad2deg(e1))
+
+
+def test_far_from_lab_origin(model_path):
+    """Pelvis translations are not bounded by the model's ranges (+-5 m): a subject 20 m away fits."""
+    kin = Kinematics(str(model_path))
+    mot = random_motion(kin, 5, rate=50.0, seed=41)
+    traj, _ = run_fk(kin, mot)
+    far = traj.select(traj.names)
+    far.xyz = far.xyz + np.array([20.0, 0.0, -12.0])
+    res = JacobianIK().solve(str(model_path), far, coordinate_tasks=[])
+    assert np.mean(res.rms) < 1e-3
+    assert np.allclose(res.column("pelvis_tx") - mot.column("pelvis_tx"), 20.0, atol=1e-3)

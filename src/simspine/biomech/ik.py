@@ -319,8 +319,10 @@ class _Kinematic:
         state.setQ(osim.Vector.createFromMat(q0))
         self.free = [i for i, c in enumerate(info) if not c.dependent and not c.locked]
         self.free_names = [self.names[i] for i in self.free]
-        self.lo = np.array([info[i].range[0] for i in self.free])
-        self.hi = np.array([info[i].range[1] for i in self.free])
+        # Rotations stay within their model ranges (keeps poorly observed chains from spinning
+        # away); translations (the pelvis in the lab) are not bounded: a lab origin may be far.
+        self.lo = np.array([info[i].range[0] if info[i].rotational else -np.inf for i in self.free])
+        self.hi = np.array([info[i].range[1] if info[i].rotational else np.inf for i in self.free])
         nq = len(q0)
         self.C = np.zeros((nq, len(self.free)))
         for k, i in enumerate(self.free):
@@ -493,7 +495,8 @@ class JacobianIK:
                 keep = pelvis | ~observed
                 if partial:
                     keep = keep | (rng.random(n_z) < 0.5)
-                z_try = np.where(keep, z_base, kin.lo + (kin.hi - kin.lo) * rng.uniform(0.25, 0.75, n_z))
+                lo, hi = np.nan_to_num(kin.lo, neginf=0.0), np.nan_to_num(kin.hi, posinf=0.0)
+                z_try = np.where(keep, z_base, lo + (hi - lo) * rng.uniform(0.25, 0.75, n_z))
                 cand = solve_frame(t, z_try, self.first_frame_iterations)
                 if cand[2] < best[2]:
                     best = cand
