@@ -233,3 +233,16 @@ def test_far_from_lab_origin(model_path):
     res = JacobianIK().solve(str(model_path), far, coordinate_tasks=[])
     assert np.mean(res.rms) < 1e-3
     assert np.allclose(res.column("pelvis_tx") - mot.column("pelvis_tx"), 20.0, atol=1e-3)
+
+
+def test_any_heading(model_path):
+    """The pelvis heading is not limited to the model's +-90 deg pelvis_rotation range."""
+    kin = Kinematics(str(model_path))
+    mot = random_motion(kin, 5, rate=50.0, seed=42)
+    traj, _ = run_fk(kin, mot)
+    a = np.deg2rad(150.0)
+    rot_y = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    turned = traj.select(traj.names)
+    turned.xyz = turned.xyz @ rot_y.T
+    res = JacobianIK().solve(str(model_path), turned, coordinate_tasks=[])
+    assert np.mean(res.rms) < 1e-3

@@ -319,10 +319,18 @@ class _Kinematic:
         state.setQ(osim.Vector.createFromMat(q0))
         self.free = [i for i, c in enumerate(info) if not c.dependent and not c.locked]
         self.free_names = [self.names[i] for i in self.free]
-        # Rotations stay within their model ranges (keeps poorly observed chains from spinning
-        # away); translations (the pelvis in the lab) are not bounded: a lab origin may be far.
-        self.lo = np.array([info[i].range[0] if info[i].rotational else -np.inf for i in self.free])
-        self.hi = np.array([info[i].range[1] if info[i].rotational else np.inf for i in self.free])
+        # Bounds: the root joint (pelvis in ground: any heading, any lab position) is unbounded;
+        # every other coordinate stays within its model range. (OpenSim's IK bounds only
+        # *clamped* coordinates; leaving the shoulders unbounded, or even within one turn, lets
+        # their three Euler angles wander into equivalent or wrong configurations, so the model
+        # ranges -- which the model's authors chose for these joints -- are used for all.)
+        lo, hi = [], []
+        for i in self.free:
+            c, co = info[i], self.coords[i]
+            root = co.getJoint().getParentFrame().findBaseFrame().getName() == "ground"
+            lo.append(-np.inf if root else c.range[0])
+            hi.append(np.inf if root else c.range[1])
+        self.lo, self.hi = np.array(lo), np.array(hi)
         nq = len(q0)
         self.C = np.zeros((nq, len(self.free)))
         for k, i in enumerate(self.free):
