@@ -196,7 +196,8 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
              calibration: str | os.PathLike | None = None, fps: float | None = None,
              triangulation: TriangulationOptions | None = None, filtering: FilterOptions | None = None,
              merge: MergeOptions | None = None, biomech: bool = True, mass: float = 70.0,
-             height: float | None = None, ik_backend: str = "jacobian", resume: bool = True,
+             height: float | None = None, ik_backend: str = "jacobian", ik_options: dict | None = None,
+             resume: bool = True,
              progress: bool = True, log=print) -> AnnotateResult:
     """Run triangulate → filter → merge → scale → IK → FK on a session; see the module docstring.
 
@@ -210,10 +211,13 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         biomech: run scale/IK/FK (needs the biomechanical core).
         mass, height: subject mass (kg) and, if known, height (m) for scaling.
         ik_backend: IK backend name (``simspine.biomech.ik.make_backend``).
+        ik_options: further keyword options of
+            :func:`simspine.biomech.pipeline.run_ik_pipeline` (``coordinate_tasks``,
+            ``smoothness``, ``accuracy``, ``spine_placement``, ...).
         resume: skip stages whose outputs are up to date (see ``stages.json``).
         progress: show progress bars in the long stages; ``log``: where stage lines go.
     """
-    from simspine.commands.triangulate import load_session
+    from simspine.io.session import load_session
     from simspine.multiview.reconstruct import read_triangulation, triangulate_session, write_triangulation
 
     session_dir = Path(session_dir)
@@ -303,7 +307,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     failure = None
     if biomech:
         try:
-            _biomech_stages(result, stage, k_mer, mass, height, ik_backend, progress, log)
+            _biomech_stages(result, mass, height, ik_backend, ik_options or {}, resume, progress, log)
         except SimspineError as e:  # keep the front end's outputs and say what stopped the rest
             failure = e
             summary["stages"]["biomech"] = f"failed: {e}"
@@ -347,22 +351,19 @@ def _pseudo_only(filtered: Trajectories, o: MergeOptions) -> Trajectories:
     return Trajectories(sel.time, sel.names, sel.xyz, sel.conf * o.pseudo_conf, sel.frame, meta)
 
 
-def _biomech_stages(result: AnnotateResult, stage, k_mer, mass, height, ik_backend, progress, log) -> None:
+def _biomech_stages(result: AnnotateResult, mass, height, ik_backend, ik_options: dict, resume, progress,
+                    log) -> None:
     """scale → IK → FK with the biomechanical core (:func:`simspine.biomech.pipeline.run_ik_pipeline`).
 
     It writes into ``out_dir/model/`` (its own ``summary.json`` and resume state live there) and
     skips its own finished stages when the merged markers and options are unchanged.
     """
-    try:
-        from simspine.biomech.pipeline import run_ik_pipeline
-    except ImportError as e:
-        result.summary["stages"]["biomech"] = f"not run: the biomechanical core is not available ({e})"
-        log("[scale/ik/fk] skipped: the biomechanical core is not available in this build")
-        return
+    from simspine.biomech.pipeline import run_ik_pipeline
+
     model_dir = result.out_dir / "model"
     t0 = time.perf_counter()
     res = run_ik_pipeline(result.markers, model_dir, height=height, mass=mass, backend=ik_backend,
-                          resume=True, progress=progress)
+                          resume=resume, progress=progress, **ik_options)
     wall = time.perf_counter() - t0
     t = dict(res.timings or {})
     for name, key in (("scale", "scaling"), ("ik", "ik"), ("fk", "fk")):

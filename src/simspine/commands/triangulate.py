@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 NAME = "triangulate"
 HELP = "triangulate a Pose2Sim-style session (calibration + OpenPose JSON per camera) into a TRC and a quality report"
@@ -42,22 +41,6 @@ def triangulation_options(args):
                                 huber_delta_px=args.huber, consistency=not args.no_consistency)
 
 
-def load_session(path, calibration=None, fps=None):
-    """A :class:`Session2D` from a Pose2Sim folder or a simspine session ``.npz``."""
-    from simspine.errors import InputError
-    from simspine.io.session import Session2D, load_pose2sim_session
-
-    p = Path(path)
-    if p.is_file() and p.suffix == ".npz":
-        s = Session2D.load(p)
-        if s.n_cameras < 2:
-            raise InputError(p, f"{s.n_cameras} camera(s); triangulation needs at least 2")
-        return s
-    if not p.exists():
-        raise InputError(p, "session not found (expected a Pose2Sim project folder or a session .npz)")
-    return load_pose2sim_session(p, calibration=calibration, fps=fps)
-
-
 def add_arguments(p) -> None:
     p.add_argument("session", metavar="SESSION", help="Pose2Sim project folder or simspine session .npz")
     p.add_argument("--out", required=True, help="output folder")
@@ -68,6 +51,8 @@ def run(args) -> int:
     from simspine.multiview.reconstruct import format_report, triangulate_session, write_triangulation
 
     t0 = time.perf_counter()
+    from simspine.io.session import load_session
+
     session = load_session(args.session, args.calibration, args.fps)
     t1 = time.perf_counter()
     print(f"session: {session.n_cameras} cameras ({', '.join(session.camera_names)}), {session.n_frames} frames, "

@@ -346,3 +346,16 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
             "fps_source": fps_source, "unused_cameras": unused}
     return Session2D(cams, np.stack([p[0] for p in per_cam]), np.stack([p[1] for p in per_cam]),
                      np.arange(T) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
+
+
+def load_session(path: str | os.PathLike, calibration=None, fps: float | None = None) -> Session2D:
+    """A :class:`Session2D` from a Pose2Sim project folder or a simspine session ``.npz``."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".npz":
+        s = Session2D.load(p)
+        if s.n_cameras < 2:
+            raise InputError(p, f"{s.n_cameras} camera(s); triangulation needs at least 2")
+        return s
+    if not p.exists():
+        raise InputError(p, "session not found (expected a Pose2Sim project folder or a session .npz)")
+    return load_pose2sim_session(p, calibration=calibration, fps=fps)

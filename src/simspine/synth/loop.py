@@ -1,7 +1,7 @@
 """The closed loop: synthetic session -> ``simspine annotate`` -> errors against the truth.
 
 :func:`closed_loop` writes a synthetic session, runs the pipeline on it exactly as a user would
-(:func:`run_annotate`, an adapter over :func:`simspine.pipeline.annotate` that reads what it
+(:func:`run_annotate`, which calls :func:`simspine.pipeline.annotate` and collects what it
 wrote), and compares the result with the ground truth (:mod:`simspine.synth.evaluate`).
 """
 
@@ -45,37 +45,19 @@ class Recovered:
     filt_keypoints: np.ndarray | None = None
 
 
-def run_annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *, coordinate_tasks=None,
-                 progress: bool = False, log=print, **options) -> Recovered:
-    """Run ``simspine.pipeline.annotate`` on a session folder and collect its results.
+def run_annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progress: bool = False,
+                 log=print, **options) -> Recovered:
+    """Run :func:`simspine.pipeline.annotate` on a session folder and collect its results.
 
-    Adapter over the pipeline (:mod:`simspine.pipeline`, front end + biomechanical core).
-    ``coordinate_tasks``: ``None`` runs annotate exactly as ``simspine annotate`` does (the IK
-    coordinate tasks of ``spinetrack37.json``); anything else (e.g. ``()`` for none) runs the front
-    end with ``annotate(biomech=False)`` and then :func:`simspine.biomech.pipeline.run_ik_pipeline`
-    with those tasks, since annotate does not expose them. ``options`` go to annotate.
+    ``options`` go to annotate as they are (``ik_options={"coordinate_tasks": (), "smoothness": 0}``
+    switches off the IK's coordinate prior and temporal smoothness, for the noise-free check).
     """
-    try:
-        from simspine.pipeline import annotate
-    except ImportError as e:
-        raise InputError(None, "the annotate pipeline (simspine.pipeline) is not available in this build; "
-                               "the closed loop needs it") from e
-    out_dir = Path(out_dir)
-    if coordinate_tasks is None:
-        res = annotate(session_dir, out_dir, progress=progress, log=log, **options)
-        stages = dict(res.timings)
-        kp, coords = res.keypoints, res.coordinates
-    else:
-        from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.pipeline import annotate
 
-        res = annotate(session_dir, out_dir, biomech=False, progress=progress, log=log, **options)
-        stages = dict(res.timings)
-        ik = run_ik_pipeline(res.markers, out_dir / "model", height=options.get("height"),
-                             mass=options.get("mass", 70.0), backend=options.get("ik_backend", "jacobian"),
-                             coordinate_tasks=coordinate_tasks, progress=progress)
-        for name, key in (("scale", "scaling"), ("ik", "ik"), ("fk", "fk")):
-            stages[name] = float(ik.timings.get(key, 0.0))
-        kp, coords = ik.keypoints, ik.coordinates
+    out_dir = Path(out_dir)
+    res = annotate(session_dir, out_dir, progress=progress, log=log, **options)
+    stages = dict(res.timings)
+    kp, coords = res.keypoints, res.coordinates
     if kp is None or coords is None:
         raise InputError(out_dir, "annotate produced no model keypoints or coordinates (biomechanical stages "
                                   "did not run; see its summary.txt)")
