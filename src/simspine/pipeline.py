@@ -407,10 +407,22 @@ def format_summary(summary: dict) -> str:
         src = m.get("sample_sources")
         lines.append(f"merge: {m['markers']} markers x {m['frames']} frames, trusted: {m['trusted'] or 'none'}"
                      + ("" if not src else "; samples " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in src.items())))
+    sc = summary["stages"].get("scale")
+    if isinstance(sc, dict) and sc.get("factors"):
+        lines.append(f"scale: height estimate {_fmt(sc.get('height_estimate_m'))} m, mass {_fmt(sc.get('mass_kg'))} kg; "
+                     "factors " + ", ".join(f"{k} {v:.3f}" for k, v in sc["factors"].items()))
+        lines.extend(f"  warning: {w}" for w in sc.get("warnings") or [])
+    ik = summary["stages"].get("ik")
+    if isinstance(ik, dict):
+        lines.append(f"ik: {ik['backend']}, marker RMS mean {ik['marker_rms_mean_mm']:.2f} mm, max error "
+                     f"{ik['marker_error_max_mm']:.2f} mm, {ik['frames_per_s']:.1f} frames/s")
+    fk = summary["stages"].get("fk")
+    if isinstance(fk, dict):
+        lines.append("fk: " + ", ".join(f"{k} in {v}" for k, v in fk.items()))
     for name in ("scale", "ik", "fk", "biomech"):
         v = summary["stages"].get(name)
-        if v is not None:
-            lines.append(f"{name}: {v if isinstance(v, str) else json.dumps(v, default=_json_default)}")
+        if isinstance(v, str):
+            lines.append(f"{name}: {v}")
     lines.append("")
     lines.append("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in summary.get("timings_s", {}).items())
                  + (f" (skipped, up to date: {', '.join(summary['skipped'])})" if summary.get("skipped") else ""))
