@@ -36,3 +36,11 @@ def test_atomic_write_permissions_and_no_partial_file(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_no_abbreviated_options():
+    # "--out" must not be taken for "--outliers" (argparse's prefix matching is off)
+    import pytest
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "closed-loop", "--out", "x"])

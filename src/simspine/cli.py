@@ -26,13 +26,15 @@ def _command_modules():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simspine",
+        allow_abbrev=False,
         description="Anatomically valid 3D spine motion from multi-view video (SimSpine). "
                     "Units: metres and seconds; model-space output in OpenSim's ground frame (Y up).",
     )
     parser.add_argument("--version", action="version", version=f"simspine {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           allow_abbrev=False)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -23,7 +23,9 @@ def _benchmarks():
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for mod in _benchmarks():
-        bp = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        # no abbreviations: "--out" must not silently mean "--outliers"
+        bp = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                            allow_abbrev=False)
         mod.add_arguments(bp)
         bp.set_defaults(_bench_run=mod.run)
 
