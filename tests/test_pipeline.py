@@ -1,6 +1,7 @@
 """``simspine.pipeline.annotate`` front end (triangulate -> filter -> merge): outputs, frames, resume."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -65,6 +66,21 @@ def test_front_end_outputs_and_resume(session, tmp_path):
     assert res3.skipped == ["triangulate"]
     res4 = annotate(folder, out, biomech=False, resume=False, log=lines.append)
     assert res4.skipped == []
+
+
+def test_resume_with_outputs_inside_the_session_folder(session, tmp_path):
+    # outputs written inside the session folder are not session inputs: a re-run still resumes
+    folder = tmp_path / "session"
+    shutil.copytree(session[0], folder)
+    annotate(folder, folder / "annotated", biomech=False, log=lambda s: None)
+    res = annotate(folder, folder / "annotated", biomech=False, log=lambda s: None)
+    assert res.skipped == ["triangulate", "filter", "merge"]
+    # a changed input file is noticed
+    first = sorted((folder / "pose").iterdir())[0]
+    json_file = sorted(first.iterdir())[0]
+    json_file.write_text(json_file.read_text())
+    res = annotate(folder, folder / "annotated", biomech=False, log=lambda s: None)
+    assert res.skipped == []
 
 
 def test_merge_with_h36m_joints(session, tmp_path):

@@ -87,19 +87,13 @@ def _opts(o) -> dict:
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in dataclasses.asdict(o).items()}
 
 
-def _session_fingerprint(session_dir: Path, calibration) -> list:
-    """Names, sizes and modification times of the session's input files (cheap: stat only)."""
-    if session_dir.is_file():
-        files = [session_dir]
-    else:
-        files = sorted(p for p in session_dir.rglob("*") if p.is_file() and p.suffix.lower() in
-                       (".json", ".toml", ".txt", ".qca", ".npz"))
-    if calibration is not None:
-        files.append(Path(calibration))
+def _fingerprint(files) -> list:
+    """Names, sizes and modification times of input files (cheap: stat only; absent files left out)."""
     out = []
-    for p in files:
-        st = p.stat()
-        out.append([str(p), st.st_size, st.st_mtime_ns])
+    for p in map(Path, files):
+        if p.is_file():
+            st = p.stat()
+            out.append([str(p), st.st_size, st.st_mtime_ns])
     return out
 
 
@@ -217,7 +211,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         resume: skip stages whose outputs are up to date (see ``stages.json``).
         progress: show progress bars in the long stages; ``log``: where stage lines go.
     """
-    from simspine.io.session import load_session
+    from simspine.io.session import load_session, session_inputs
     from simspine.multiview.reconstruct import read_triangulation, triangulate_session, write_triangulation
 
     session_dir = Path(session_dir)
@@ -249,7 +243,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         return value
 
     # 1. triangulate
-    k_tri = _key("triangulate", _opts(tri_o), _session_fingerprint(session_dir, calibration), fps)
+    k_tri = _key("triangulate", _opts(tri_o), _fingerprint(session_inputs(session_dir, calibration)), fps)
     tri_out = [out / "triangulated.trc", out / "triangulated.npz", out / "triangulated_report.json"]
 
     def do_tri():
@@ -278,7 +272,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                                    "finite_share": float(np.isfinite(filtered.xyz).all(-1).mean())}
 
     # 3. merge
-    trusted_fp = _session_fingerprint(Path(trusted), None) if trusted is not None else None
+    trusted_fp = _fingerprint([trusted]) if trusted is not None else None
     k_mer = _key("merge", _opts(mer_o), k_fil, trusted_fp, trusted_rate_hz, trusted_units)
     mer_out = [out / "markers.trc", out / "markers.npz"]
 

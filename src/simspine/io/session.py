@@ -25,7 +25,7 @@ from simspine.calibration import load_calibration
 from simspine.cameras import Camera
 from simspine.errors import InputError
 from simspine.fileio import atomic_path
-from simspine.io.openpose import read_openpose_folder
+from simspine.io.openpose import list_frame_files, read_openpose_folder
 
 FORMAT = "simspine.session2d"
 FORMAT_VERSION = 1
@@ -346,6 +346,27 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
             "fps_source": fps_source, "unused_cameras": unused}
     return Session2D(cams, np.stack([p[0] for p in per_cam]), np.stack([p[1] for p in per_cam]),
                      np.arange(T) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
+
+
+def session_inputs(path: str | os.PathLike, calibration: str | os.PathLike | None = None) -> list[Path]:
+    """The files :func:`load_session` reads for ``path`` (to tell whether a session changed).
+
+    A session ``.npz`` is one file; a Pose2Sim project is its calibration, ``Config.toml``, the
+    per-frame JSON files of its keypoint folders and its videos (their frame rate may be used).
+    Other files in the folder, such as outputs written inside it, are not inputs.
+    """
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise InputError(p, "session not found (expected a Pose2Sim project folder or a session .npz)")
+    files = [Path(calibration) if calibration is not None else find_calibration(p)]
+    files += [f for f in (p / "Config.toml",) if f.is_file()]
+    if (p / "videos").is_dir():
+        files += sorted(f for f in (p / "videos").iterdir() if f.is_file())
+    for d in find_keypoint_folders(p):
+        files += list_frame_files(d)
+    return files
 
 
 def load_session(path: str | os.PathLike, calibration=None, fps: float | None = None) -> Session2D:
