@@ -105,3 +105,20 @@ def test_rig_from_a_calibration_file(tmp_path):
     assert np.isfinite(s.detections.uv).all()
     for c, cam in enumerate(s.rig.cameras):
         np.testing.assert_allclose(s.detections.uv[c], cam.project(s.world_keypoints), atol=1e-9)
+
+
+def test_synthesize_keeps_an_identical_session(tmp_path):
+    from simspine.synth.session import synthesize
+
+    cfg = SynthConfig(action="sway", seconds=0.2, seed=1, detector=CLEAN)
+    synthesize(tmp_path / "s", cfg)
+    probe = tmp_path / "s" / "groundtruth" / "keypoints.trc"
+    before = probe.stat().st_mtime_ns
+    synthesize(tmp_path / "s", cfg)  # same config: nothing rewritten (a pipeline on it can resume)
+    assert probe.stat().st_mtime_ns == before
+    synthesize(tmp_path / "s", SynthConfig(action="sway", seconds=0.1, seed=2, detector=CLEAN))
+    assert probe.stat().st_mtime_ns != before
+    assert json.loads((tmp_path / "s" / "synth.json").read_text())["config"]["seed"] == 2
+    from simspine.io.session import load_pose2sim_session
+
+    assert load_pose2sim_session(tmp_path / "s").n_frames == 5  # no frames left from the longer one

@@ -141,6 +141,8 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     for c, cam in enumerate(session.rig.cameras):
         folder = out / "pose" / f"{cam.name}_json"
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.json"):  # frames of an earlier, longer session would be read too
+            stale.unlink()
         write_openpose_folder(folder, det.uv[c], det.conf[c], prefix=cam.name)
 
     gt = out / "groundtruth"
@@ -193,8 +195,22 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     return out
 
 
+def written_config(out: str | os.PathLike) -> dict | None:
+    """The config recorded in ``out/synth.json`` (written last, so the session is complete), or None."""
+    try:
+        return json.loads((Path(out) / "synth.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def synthesize(out: str | os.PathLike, config: SynthConfig | None = None) -> SyntheticSession:
-    """Generate and write a synthetic session; returns it (in memory as well)."""
+    """Generate and write a synthetic session; returns it (in memory as well).
+
+    A complete session already in ``out`` with the same config is left as it is (generation is
+    deterministic, so it holds the same data): its files keep their times, and a pipeline run on
+    it that was interrupted resumes instead of starting again.
+    """
     session = make_session(config)
-    write_session(out, session)
+    if written_config(out) != json.loads(json.dumps(session.config.as_dict(), default=float)):
+        write_session(out, session)
     return session
