@@ -297,3 +297,28 @@ def test_keypoint_folder_matching_and_names():
     assert keypoint_names_for(None, 37)[0] == "SpineTrack-37"
     with pytest.raises(InputError, match="has 37 keypoints but the files hold 17"):
         keypoint_names_for("spinetrack37", 17)
+
+
+def test_trajectories_npz_round_trip_and_corrupt_file(tmp_path):
+    from simspine.io.npz import read_trajectories_npz, write_trajectories_npz
+    from simspine.trajectories import Trajectories
+
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(4, 2, 3))
+    xyz[1, 0] = np.nan
+    src = np.array([[1, 2]] * 4, dtype=np.int8)
+    traj = Trajectories(np.arange(4) / 50, ["a", "b"], xyz, np.full((4, 2), 0.7), "some frame (Y up)",
+                        {"note": "x", "sample_source": src})
+    p = write_trajectories_npz(tmp_path / "t.npz", traj, arrays={"extra": np.ones(3)})
+    back = read_trajectories_npz(p)
+    np.testing.assert_array_equal(back.xyz, xyz)
+    np.testing.assert_array_equal(back.conf, traj.conf)
+    assert back.names == ["a", "b"] and back.frame == "some frame (Y up)"
+    assert back.meta["note"] == "x" and (back.meta["sample_source"] == src).all() and "extra" not in back.meta
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="t.npz: not a valid trajectory file"):
+        read_trajectories_npz(p)
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(InputError, match="other.npz: not a valid trajectory file"):
+        read_trajectories_npz(tmp_path / "other.npz")

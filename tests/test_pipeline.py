@@ -106,6 +106,11 @@ def test_trusted_bad_files(tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((5, 20, 3)))
     with pytest.raises(InputError, match="bad.npy"):
         load_trusted(tmp_path / "bad.npy")
+    np.savez(tmp_path / "joints.npz", positions=np.zeros((5, 32, 3)))
+    data = (tmp_path / "joints.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])  # an interrupted copy
+    with pytest.raises(InputError, match="cut.npz: not a valid Human3.6M joints file"):
+        load_trusted(tmp_path / "cut.npz")
     (tmp_path / "x.csv").write_text("1,2,3\n")
     with pytest.raises(InputError, match="unknown trusted marker format"):
         load_trusted(tmp_path / "x.csv")

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from simspine.errors import InputError, SimspineError
-from simspine.fileio import atomic_path, write_text_atomic
+from simspine.fileio import write_text_atomic
+from simspine.io.npz import read_npz, read_trajectories_npz, write_trajectories_npz
 from simspine.multiview.filtering import FilterOptions, filter_trajectories
 from simspine.multiview.merge import MergeOptions, h36m_trajectories, merge_markers
 from simspine.multiview.triangulation import TriangulationOptions
@@ -118,32 +119,18 @@ class _Manifest:
 
 
 # ---- trajectories on disk -----------------------------------------------------------------------
-def _write_traj(traj: Trajectories, out: Path, stem: str, extra: dict | None = None) -> list[Path]:
-    """``<stem>.trc`` (what OpenSim reads) and ``<stem>.npz`` (also confidences and metadata)."""
+def _write_traj(traj: Trajectories, out: Path, stem: str) -> Trajectories:
+    """``<stem>.trc`` (what OpenSim reads) and ``<stem>.npz`` (also confidences and metadata);
+    returns ``traj``."""
     from simspine.io.trc import write_trc
 
-    trc, npz = out / f"{stem}.trc", out / f"{stem}.npz"
-    write_trc(trc, traj)
-    meta = {"frame": traj.frame, "units": {"xyz": "m", "time": "s"}, "names": traj.names,
-            "meta": {k: v for k, v in traj.meta.items() if not isinstance(v, np.ndarray)}}
-    arrays = {"time": traj.time, "xyz": traj.xyz, "conf": traj.conf, "names": np.array(traj.names, dtype=str),
-              "meta_json": np.array(json.dumps(meta, default=str))}
-    for k, v in (extra or {}).items():
-        arrays[k] = v
-    with atomic_path(npz) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    return [trc, npz]
+    write_trc(out / f"{stem}.trc", traj)
+    write_trajectories_npz(out / f"{stem}.npz", traj)
+    return traj
 
 
 def _read_traj(npz: Path) -> Trajectories:
-    try:
-        with np.load(npz, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta_json"]))
-            extra = {k: z[k] for k in z.files if k not in ("time", "xyz", "conf", "names", "meta_json")}
-            return Trajectories(z["time"], list(z["names"]), z["xyz"], z["conf"], meta["frame"],
-                                {**meta.get("meta", {}), **extra})
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(npz, f"cannot read stage output ({e}); delete it to recompute") from None
+    return read_trajectories_npz(npz, "stage output (delete it to recompute)")
 
 
 def load_trusted(path: str | os.PathLike, rate_hz: float = 50.0, units: str = "mm") -> Trajectories:
@@ -164,17 +151,16 @@ def load_trusted(path: str | os.PathLike, rate_hz: float = 50.0, units: str = "m
     if p.suffix.lower() == ".trc":
         return read_trc(p)
     if p.suffix.lower() in (".npy", ".npz"):
-        try:
-            z = np.load(p, allow_pickle=False)
-            if isinstance(z, np.lib.npyio.NpzFile):
-                keys = z.files
-                arr = z["positions"] if "positions" in keys else z[keys[0]] if len(keys) == 1 else None
-                if arr is None:
-                    raise InputError(p, f"expected one array or a 'positions' array, found {', '.join(keys)}")
-            else:
-                arr = z
-        except (OSError, ValueError) as e:
-            raise InputError(p, f"cannot read Human3.6M joints ({e})") from None
+        if p.suffix.lower() == ".npz":
+            z = read_npz(p, "Human3.6M joints file")
+            arr = z["positions"] if "positions" in z else z[next(iter(z))] if len(z) == 1 else None
+            if arr is None:
+                raise InputError(p, f"expected one array or a 'positions' array, found {', '.join(z) or 'none'}")
+        else:
+            try:
+                arr = np.load(p, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise InputError(p, f"cannot read Human3.6M joints ({e})") from None
         try:
             h = h36m_trajectories(arr, rate_hz, units)
         except InputError as e:
@@ -266,7 +252,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     k_fil = _key("filter", _opts(fil_o), k_tri)
     fil_out = [out / "filtered.trc", out / "filtered.npz"]
     filtered = stage("filter", k_fil, fil_out,
-                     lambda: _tap(filter_trajectories(triangulated, fil_o), lambda t: _write_traj(t, out, "filtered")),
+                     lambda: _write_traj(filter_trajectories(triangulated, fil_o), out, "filtered"),
                      lambda: _read_traj(fil_out[1]))
     summary["stages"]["filter"] = {"options": _opts(fil_o), "rate_hz": triangulated.rate,
                                    "finite_share": float(np.isfinite(filtered.xyz).all(-1).mean())}
@@ -281,11 +267,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             markers = _pseudo_only(filtered, mer_o)
         else:
             markers = merge_markers(filtered, load_trusted(trusted, trusted_rate_hz, trusted_units), options=mer_o)
-        src = markers.meta.pop("sample_source", None)
-        _write_traj(markers, out, "markers", {} if src is None else {"sample_source": src})
-        if src is not None:
-            markers.meta["sample_source"] = src
-        return markers
+        return _write_traj(markers, out, "markers")  # meta's sample_source array is stored as an array
 
     markers = stage("merge", k_mer, mer_out, do_merge, lambda: _read_traj(mer_out[1]))
     src = markers.meta.get("sample_source")
@@ -324,11 +306,6 @@ def _json_default(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return str(v)
-
-
-def _tap(value, fn):
-    fn(value)
-    return value
 
 
 def _pseudo_only(filtered: Trajectories, o: MergeOptions) -> Trajectories:

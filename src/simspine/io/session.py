@@ -24,7 +24,7 @@ import numpy as np
 from simspine.calibration import load_calibration
 from simspine.cameras import Camera
 from simspine.errors import InputError
-from simspine.fileio import atomic_path
+from simspine.io.npz import save_npz
 from simspine.io.openpose import list_frame_files, read_openpose_folder
 
 FORMAT = "simspine.session2d"
@@ -127,10 +127,7 @@ class Session2D:
         path = Path(path)
         if path.suffix != ".npz":
             raise InputError(path, "a session file must end in .npz")
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        return path
+        return save_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Session2D:

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from simspine.bench.table import format_table
-from simspine.fileio import atomic_path, write_text_atomic
+from simspine.fileio import write_text_atomic
 from simspine.frames import zup_to_yup
+from simspine.io.npz import read_trajectories_npz, write_trajectories_npz
 from simspine.io.session import Session2D
 from simspine.multiview.triangulation import TriangulationOptions, TriangulationResult, triangulate
 from simspine.trajectories import Trajectories
@@ -174,16 +175,15 @@ def write_triangulation(rec: Reconstruction, out_dir: str | os.PathLike, stem: s
     paths = {"trc": out / f"{stem}.trc", "npz": out / f"{stem}.npz", "report": out / f"{stem}_report.json"}
     write_trc(paths["trc"], rec.markers)
     r = rec.result
-    meta = {"frame": rec.markers.frame, "units": {"xyz": "m", "time": "s", "reproj_error": "px"},
-            "shapes": "xyz (T, K, 3); conf, reproj_error, valid, uncertainty_m_per_px (T, K); "
-                      "views_used, view_error (T, K, C)",
-            "names": rec.markers.names, "cameras": rec.markers.meta.get("cameras", [])}
-    with atomic_path(paths["npz"]) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, time=rec.markers.time, xyz=rec.markers.xyz, conf=rec.markers.conf,
-                            reproj_error=r.reproj_error, valid=r.valid, views_used=r.views_used,
-                            uncertainty_m_per_px=r.uncertainty_m_per_px,
-                            view_error=r.view_error, names=np.array(rec.markers.names, dtype=str),
-                            meta_json=np.array(json.dumps(meta)))
+    write_trajectories_npz(
+        paths["npz"], rec.markers,
+        arrays=dict(reproj_error=r.reproj_error, valid=r.valid, views_used=r.views_used,
+                    uncertainty_m_per_px=r.uncertainty_m_per_px, view_error=r.view_error),
+        meta={"units": {"xyz": "m", "time": "s", "reproj_error": "px", "view_error": "px",
+                        "uncertainty_m_per_px": "m per px"},
+              "shapes": "xyz (T, K, 3); conf, reproj_error, valid, uncertainty_m_per_px (T, K); "
+                        "views_used, view_error (T, K, C)",
+              "cameras": rec.markers.meta.get("cameras", [])})
     write_text_atomic(paths["report"], json.dumps(rec.report, indent=1) + "\n")
     return paths
 
@@ -191,12 +191,4 @@ def write_triangulation(rec: Reconstruction, out_dir: str | os.PathLike, stem: s
 def read_triangulation(path: str | os.PathLike) -> Trajectories:
     """Read the ``.npz`` written by :func:`write_triangulation` back as Y-up trajectories with
     their confidences."""
-    from simspine.errors import InputError
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta_json"]))
-            return Trajectories(z["time"], list(z["names"]), z["xyz"], z["conf"], meta["frame"],
-                                {"source": str(path)})
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(path, f"not a simspine triangulation file ({e})") from None
+    return read_trajectories_npz(path, "simspine triangulation file")

@@ -125,6 +125,7 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     """Write ``session`` as a Pose2Sim-style folder plus ground truth (layout in the module docstring)."""
     from simspine.calibration import write_calibration_toml
     from simspine.io.mot import write_mot
+    from simspine.io.npz import save_npz
     from simspine.io.openpose import write_openpose_folder
     from simspine.io.trc import write_trc
 
@@ -164,16 +165,13 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
              "of R_pelvis^T R_body", ",".join(header)]
     lines += [",".join(f"{v:.6g}" for v in row) for row in table]
     write_text_atomic(gt / "rotations.csv", "\n".join(lines) + "\n")
-    with atomic_path(gt / "rotations.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, time=rots.time, intervertebral_names=np.array(rots.intervertebral_names),
-                            intervertebral_deg=rots.intervertebral_deg, segment_bodies=np.array(rots.segment_bodies),
-                            segment_euler_deg=rots.segment_euler_deg,
-                            meta_json=json.dumps({"units": "degrees", **rots.meta}))
-    with atomic_path(gt / "detections.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, cameras=np.array(det.cameras), uv=det.uv, conf=det.conf, true_uv=det.true_uv,
-                            occluded=det.occluded, outlier=det.outlier, swapped=det.swapped, missed=det.missed,
-                            meta_json=json.dumps({"units": "pixels (distorted image coordinates)",
-                                                  "keypoints": "SpineTrack-37", "detector": det.config}))
+    save_npz(gt / "rotations.npz", time=rots.time, intervertebral_names=np.array(rots.intervertebral_names),
+             intervertebral_deg=rots.intervertebral_deg, segment_bodies=np.array(rots.segment_bodies),
+             segment_euler_deg=rots.segment_euler_deg, meta_json=json.dumps({"units": "degrees", **rots.meta}))
+    save_npz(gt / "detections.npz", cameras=np.array(det.cameras), uv=det.uv, conf=det.conf, true_uv=det.true_uv,
+             occluded=det.occluded, outlier=det.outlier, swapped=det.swapped, missed=det.missed,
+             meta_json=json.dumps({"units": "pixels (distorted image coordinates)",
+                                   "keypoints": "SpineTrack-37", "detector": det.config}))
     with atomic_path(gt / "subject.osim") as tmp:
         session.model.printToXML(str(tmp))
     manifest = {
