@@ -99,12 +99,17 @@ def _fingerprint(files) -> list:
 
 
 class _Manifest:
-    def __init__(self, out: Path):
+    """``stages.json``: per finished stage, its key, outputs and time. With ``resume=False`` the
+    previous record is ignored (and overwritten), so every stage runs."""
+
+    def __init__(self, out: Path, resume: bool = True):
         self.path = out / "stages.json"
-        try:
-            self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
-        except (OSError, json.JSONDecodeError):
-            self.data = {}
+        self.data = {}
+        if resume and self.path.exists():
+            try:
+                self.data = json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                pass  # an unreadable record only means nothing is known to be done
 
     def done(self, stage: str, key: str, outputs: list[Path]) -> bool:
         d = self.data.get(stage)
@@ -113,9 +118,6 @@ class _Manifest:
     def record(self, stage: str, key: str, outputs: list[Path], seconds: float, extra: dict | None = None) -> None:
         self.data[stage] = {"key": key, "outputs": [p.name for p in outputs], "seconds": seconds, **(extra or {})}
         write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
-
-    def forget(self, stage: str) -> None:
-        self.data.pop(stage, None)
 
 
 # ---- trajectories on disk -----------------------------------------------------------------------
@@ -206,9 +208,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     tri_o = triangulation or TriangulationOptions()
     fil_o = filtering or FilterOptions()
     mer_o = merge or MergeOptions()
-    man = _Manifest(out) if resume else _Manifest.__new__(_Manifest)
-    if not resume:
-        man.path, man.data = out / "stages.json", {}
+    man = _Manifest(out, resume)
     timings: dict[str, float] = {}
     skipped: list[str] = []
     summary: dict = {"session": str(session_dir), "out_dir": str(out), "frame": "opensim-ground (Y up), metres",
@@ -238,10 +238,16 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             f"{len(session.keypoint_names)} keypoints ({session.skeleton}) at {session.fps:g} fps")
         rec = triangulate_session(session, tri_o)
         write_triangulation(rec, out)
-        return rec.markers
+        return rec.markers, rec.report
 
-    triangulated = stage("triangulate", k_tri, tri_out, do_tri, lambda: read_triangulation(tri_out[1]))
-    report = json.loads(tri_out[2].read_text())
+    def read_tri():
+        try:
+            report = json.loads(tri_out[2].read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(tri_out[2], f"cannot read stage output ({e}); delete it to recompute") from None
+        return read_triangulation(tri_out[1]), report
+
+    triangulated, report = stage("triangulate", k_tri, tri_out, do_tri, read_tri)
     summary["stages"]["triangulate"] = {k: report[k] for k in ("frames", "keypoints_per_frame", "cameras_count",
                                                                "valid_share", "mean_reproj_error_px",
                                                                "mean_reproj_error_mm", "mean_views_used")}
