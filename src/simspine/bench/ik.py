@@ -42,16 +42,15 @@ def add_arguments(p) -> None:
 
 
 def _full_model_with_markers(out: Path) -> Path:
-    import opensim as osim
+    from simspine.biomech.model import (
+        _quiet_opensim,
+        generic_model_path,
+        replace_markers,
+        spinetrack37_markers,
+    )
 
-    from simspine.biomech.model import _quiet_opensim, generic_model_path, spinetrack37_markers
-
-    _quiet_opensim()
-    m = osim.Model(str(generic_model_path()))
-    m.updMarkerSet().clearAndDestroy()
-    for mk in spinetrack37_markers():
-        m.addMarker(osim.Marker(mk.name, m.getBodySet().get(mk.body), osim.Vec3(*mk.offset_m)))
-    m.finalizeConnections()
+    m = _quiet_opensim().Model(str(generic_model_path()))
+    replace_markers(m, spinetrack37_markers())
     m.printToXML(str(out))
     return out
 

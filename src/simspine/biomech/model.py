@@ -333,16 +333,20 @@ def prepare_model(
                 coords.get(dep).setRangeMin(lo - pad)
                 coords.get(dep).setRangeMax(hi + pad)
                 cs.remove(i)
-    ms = model.updMarkerSet()
-    ms.clearAndDestroy()
-    for m in markers:
-        body = model.getBodySet().get(m.body)
-        model.addMarker(osim.Marker(m.name, body, osim.Vec3(*m.offset_m)))
-    model.finalizeConnections()
+    replace_markers(model, markers)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         model.printToXML(str(tmp))
     return out
+
+
+def replace_markers(model, markers: list[MarkerPlace]) -> None:
+    """Replace the marker set of ``model`` (an ``opensim.Model``) by ``markers``."""
+    osim = _quiet_opensim()
+    model.updMarkerSet().clearAndDestroy()
+    for m in markers:
+        model.addMarker(osim.Marker(m.name, model.getBodySet().get(m.body), osim.Vec3(*m.offset_m)))
+    model.finalizeConnections()
 
 
 def load_model(path: str | os.PathLike | None = None, **prepare_kwargs):
