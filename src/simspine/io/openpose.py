@@ -19,9 +19,15 @@ from simspine.errors import InputError
 from simspine.fileio import write_text_atomic
 
 
-def _last_number(name: str) -> int | None:
+def last_number(name: str) -> int | None:
+    """The last run of digits in ``name`` as an int (None if there is none): Pose2Sim's order key."""
     nums = re.findall(r"\d+", name)
     return int(nums[-1]) if nums else None
+
+
+def by_last_number(paths) -> list[Path]:
+    """``paths`` ordered by the last number in their name (names without one last), then by name."""
+    return sorted(paths, key=lambda p: (last_number(p.name) is None, last_number(p.name) or 0, p.name))
 
 
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
@@ -30,7 +36,7 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise InputError(folder, "keypoint folder not found")
     files = [p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()]
-    return sorted(files, key=lambda p: (_last_number(p.stem) is None, _last_number(p.stem) or 0, p.name))
+    return by_last_number(files)
 
 
 def read_openpose_frame(path: str | os.PathLike, n_keypoints: int | None = None):

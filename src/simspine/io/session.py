@@ -25,7 +25,7 @@ from simspine.calibration import load_calibration
 from simspine.cameras import Camera
 from simspine.errors import InputError
 from simspine.io.npz import save_npz
-from simspine.io.openpose import list_frame_files, read_openpose_folder
+from simspine.io.openpose import by_last_number, last_number, list_frame_files, read_openpose_folder
 
 FORMAT = "simspine.session2d"
 FORMAT_VERSION = 1
@@ -164,11 +164,6 @@ class Session2D:
 
 
 # ---- Pose2Sim project folders -----------------------------------------------------------------
-def _last_number(name: str) -> int | None:
-    nums = re.findall(r"\d+", name)
-    return int(nums[-1]) if nums else None
-
-
 def find_calibration(folder: Path) -> Path:
     """The calibration file of a Pose2Sim project: the newest ``*.toml`` in a ``*calib*`` folder,
     else a ``*.qca.txt`` there (Pose2Sim converts those to TOML first)."""
@@ -192,7 +187,7 @@ def find_keypoint_folders(folder: Path) -> list[Path]:
         if pose_dir.is_dir():
             dirs = [d for d in pose_dir.iterdir() if d.is_dir() and "json" in d.name.lower()]
             if dirs:
-                return sorted(dirs, key=lambda d: (_last_number(d.name) is None, _last_number(d.name) or 0, d.name))
+                return by_last_number(dirs)
     raise InputError(folder, "no 2D keypoint folders found (expected pose/<camera>_json/ with OpenPose JSON files)")
 
 
@@ -203,10 +198,10 @@ def match_camera(dir_name: str, cameras: list[Camera]) -> Camera | None:
     for cam in cameras:
         if cam.name == stem:
             return cam
-    n = _last_number(stem)
+    n = last_number(stem)
     if n is None:
         return None
-    same = [c for c in cameras if _last_number(c.name) == n]
+    same = [c for c in cameras if last_number(c.name) == n]
     return same[0] if len(same) == 1 else None
 
 
