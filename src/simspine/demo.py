@@ -20,15 +20,12 @@ from simspine.synth.evaluate import LUMBAR_DOFS, LUMBAR_LEVELS, NECK_COORDS, REG
 from simspine.synth.loop import LoopResult, closed_loop
 from simspine.synth.session import SynthConfig
 
-#: Region rows of the demo table (the spine regions first).
-TABLE_REGIONS = ("lumbar", "thoracic", "cervical", "spine", "body", "all")
-
 
 def tables(res: LoopResult) -> list[tuple[str, list[str], list[list]]]:
     """(title, headers, rows) of the demo's tables."""
     e = res.errors
     reg = [[r, e.triangulated_region_mm.get(r, float("nan")), e.filtered_region_mm.get(r, float("nan")),
-            e.region_mm[r]] for r in TABLE_REGIONS]
+            e.region_mm[r]] for r in REGIONS]
     lum = [[lvl] + [e.lumbar_rmse_deg[lvl][d] for d in LUMBAR_DOFS] for lvl in LUMBAR_LEVELS]
     neck = [[n, e.neck_rmse_deg[n]] for n in NECK_COORDS]
     speed = [[name, secs, fps] for name, secs, fps in res.stage_rates()]
@@ -49,7 +46,6 @@ def print_tables(res: LoopResult) -> None:
 def write_report(res: LoopResult, path: str | os.PathLike) -> Path:
     """The demo's HTML report (see :mod:`simspine.report`)."""
     from simspine import report
-    from simspine.report import _table_html
 
     tr, rec, cfg = res.session.truth, res.recovered, res.session.config
     t_true = tr.keypoints.time
@@ -72,7 +68,7 @@ def write_report(res: LoopResult, path: str | os.PathLike) -> Path:
              f"detector: {cfg.detector.noise_px:g} px noise, {100 * cfg.detector.outlier_rate:g}% outliers, "
              f"occlusion {'on' if cfg.detector.occlusion else 'off'}, seed {cfg.seed}. Errors compare the pipeline's "
              "output with the generator's ground truth; all 3D data in OpenSim's ground frame (Y up, metres).</p>")
-    sections = [intro] + [_table_html(*t) for t in tables(res)]
+    sections = [intro] + [report.table_html(*t) for t in tables(res)]
     sections += [report.keypoint_error_figure(res.errors.per_keypoint_mm),
                  report.angle_traces_figure(t_true, truth_deg, pred_deg, rec.time),
                  report.skeleton_figure(t_true, tr.keypoints.xyz, pred_kp)]

@@ -1,8 +1,8 @@
 """Self-contained HTML reports (plotly, with plotly.js embedded inline: no network needed).
 
-:func:`closed_loop_report` writes the ``simspine demo`` report: summary tables, error per
-keypoint, true versus recovered angle traces, and an animated 3D view of the true and recovered
-skeletons (slider and play button). Coordinates in the 3D view are OpenSim's ground frame
+The pieces of the ``simspine demo`` report (assembled by :func:`simspine.demo.write_report`):
+summary tables, error per keypoint, true versus recovered angle traces, and an animated 3D view
+of the true and recovered skeletons (slider and play button), put on one page by :func:`write_html`. Coordinates in the 3D view are OpenSim's ground frame
 (Y up, metres), the frame of the arrays passed in.
 """
 
@@ -20,7 +20,8 @@ from simspine.skeletons import spinetrack37
 REGION_COLOURS = {"lumbar": "#d62728", "thoracic": "#ff7f0e", "cervical": "#9467bd", "body": "#1f77b4"}
 
 
-def _table_html(title: str, headers: list[str], rows: list[list]) -> str:
+def table_html(title: str, headers: list[str], rows: list[list]) -> str:
+    """An HTML table with a heading; floats get 2 decimals (none from 100 up), NaN shows as a dash."""
     def cell(v):
         if isinstance(v, float):
             if not np.isfinite(v):
@@ -71,13 +72,14 @@ def angle_traces_figure(time: np.ndarray, truth_deg: dict[str, np.ndarray], pred
 
 
 def _bone_lines(kp: np.ndarray):
-    xs, ys, zs = [], [], []
-    for p, c in spinetrack37().bones():
-        for arr, k in ((xs, 0), (ys, 1), (zs, 2)):
-            arr += [kp[p, k], kp[c, k], None]
-    return [None if v is not None and not np.isfinite(v) else (None if v is None else float(v)) for v in xs], \
-        [None if v is None or not np.isfinite(v) else float(v) for v in ys], \
-        [None if v is None or not np.isfinite(v) else float(v) for v in zs]
+    """x, y, z lists of the skeleton's bones from (37, 3) keypoints for one plotly line trace:
+    each bone is parent, child, gap (None); missing coordinates are gaps too."""
+    bones = spinetrack37().bones()
+    return tuple([v for p, c in bones for v in (_num(kp[p, k]), _num(kp[c, k]), None)] for k in range(3))
+
+
+def _num(v) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def skeleton_figure(time: np.ndarray, truth_kp: np.ndarray, pred_kp: np.ndarray | None = None,
