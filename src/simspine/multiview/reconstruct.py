@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def _per_view_mm(cameras, points: np.ndarray, view_error_px: np.ndarray) -> np.n
     """(T, K, C) reprojection errors converted to millimetres at the point's depth in each view."""
     out = np.full(view_error_px.shape, np.nan)
     for c, cam in enumerate(cameras):
-        z = (points @ cam.R.T + cam.t)[..., 2]
+        z = cam.world_to_camera(points)[..., 2]
         f = 0.5 * (cam.K[0, 0] + cam.K[1, 1])
         out[..., c] = view_error_px[..., c] * z / f * 1000.0
     return out
@@ -105,19 +106,9 @@ def quality_report(session: Session2D, result: TriangulationResult, options: Tri
         }
 
 
-class _nowarn:
+def _nowarn():
     """Silence numpy's 'mean of empty slice' warnings (NaN is the intended answer there)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._cm = warnings.catch_warnings()
-        self._cm.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return self
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
+    return warnings.catch_warnings(action="ignore", category=RuntimeWarning)
 
 
 def _f(v) -> float | None:
