@@ -100,6 +100,17 @@ def test_merge_with_h36m_joints(session, tmp_path):
     assert abs(summary["stages"]["merge"]["sample_sources"]["trusted"] - 12 / 37) < 1e-9
 
 
+def test_trusted_markers_that_do_not_fit_name_the_file(session, tmp_path):
+    from simspine.io.trc import write_trc
+    from simspine.trajectories import Trajectories
+
+    folder, _ = session
+    odd = Trajectories(np.arange(T) / RATE, ["Foo", "Bar"], np.zeros((T, 2, 3)))
+    write_trc(tmp_path / "odd.trc", odd)
+    with pytest.raises(InputError, match="odd.trc: no trusted marker corresponds to a model marker name"):
+        annotate(folder, tmp_path / "out", trusted=tmp_path / "odd.trc", biomech=False, log=lambda s: None)
+
+
 def test_trusted_bad_files(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_trusted(tmp_path / "nope.trc")

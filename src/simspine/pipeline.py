@@ -270,9 +270,13 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     def do_merge():
         if trusted is None:
-            markers = _pseudo_only(filtered, mer_o)
+            markers = _pseudo_only(filtered, mer_o, session_dir)
         else:
-            markers = merge_markers(filtered, load_trusted(trusted, trusted_rate_hz, trusted_units), options=mer_o)
+            trusted_markers = load_trusted(trusted, trusted_rate_hz, trusted_units)
+            try:
+                markers = merge_markers(filtered, trusted_markers, options=mer_o)
+            except InputError as e:  # names, frame or timing of the trusted file do not fit
+                raise InputError(trusted, e.problem) from None
         return _write_traj(markers, out, "markers")  # meta's sample_source array is stored as an array
 
     markers = stage("merge", k_mer, mer_out, do_merge, lambda: _read_traj(mer_out[1]))
@@ -314,13 +318,14 @@ def _json_default(v):
     return str(v)
 
 
-def _pseudo_only(filtered: Trajectories, o: MergeOptions) -> Trajectories:
-    """Markers without trusted ones: the filtered keypoints that carry model marker names."""
+def _pseudo_only(filtered: Trajectories, o: MergeOptions, source) -> Trajectories:
+    """Markers without trusted ones: the filtered keypoints that carry model marker names
+    (``source``, the session, is named in the error when none does)."""
     from simspine.skeletons import spinetrack37
 
     names = [n for n in spinetrack37().names if n in filtered.names]
     if not names:
-        raise InputError(None, "none of the triangulated keypoints has a SpineTrack-37 name "
+        raise InputError(source, "none of the triangulated keypoints has a SpineTrack-37 name "
                                f"({', '.join(filtered.names[:5])}, ...); cannot build model markers")
     sel = filtered.select(names)
     meta = dict(sel.meta)
