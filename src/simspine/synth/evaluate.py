@@ -78,9 +78,13 @@ def match_frames(t_true: np.ndarray, t_pred: np.ndarray) -> tuple[np.ndarray, np
     return ia, ib
 
 
-def _column(names, values, name):
-    names = list(names)
-    return values[:, names.index(name)] if name in names else None
+def _angle_rmse_deg(truth_names, truth_rad, pred_names, pred_rad, name: str) -> float:
+    """RMSE (deg) of coordinate ``name`` between matched frames (NaN when either side lacks it)."""
+    if name not in truth_names or name not in pred_names:
+        return float("nan")
+    a = truth_rad[:, list(truth_names).index(name)]
+    b = pred_rad[:, list(pred_names).index(name)]
+    return float(metrics.angle_rmse(np.rad2deg(b), np.rad2deg(a)))
 
 
 def closed_loop_errors(truth_time, truth_kp, truth_coord_names, truth_coords_rad,
@@ -98,28 +102,20 @@ def closed_loop_errors(truth_time, truth_kp, truth_coord_names, truth_coords_rad
     """
     ia, ib = match_frames(truth_time, pred_time)
     gt, pr = np.asarray(truth_kp, float)[ia], np.asarray(pred_kp, float)[ib]
-    sk = spinetrack37()
-    regions = {r: sk.subset(r) for r in REGIONS if r != "all"}
-    regions["all"] = np.arange(len(sk))
-    region = metrics.per_region(pr, gt, regions)
+    region = metrics.per_region(pr, gt)  # its default regions are REGIONS
+
     def stage_errors(t, k):
         if k is None:
             return {}
         ja, jb = match_frames(truth_time, t)
-        return metrics.per_region(np.asarray(k, float)[jb], np.asarray(truth_kp, float)[ja], regions)
+        return metrics.per_region(np.asarray(k, float)[jb], np.asarray(truth_kp, float)[ja])
 
     tri, filt = stage_errors(tri_time, tri_kp), stage_errors(filt_time, filt_kp)
     tc, pc = np.asarray(truth_coords_rad, float)[ia], np.asarray(pred_coords_rad, float)[ib]
-    lumbar = {}
-    for lvl in LUMBAR_LEVELS:
-        lumbar[lvl] = {}
-        for dof in LUMBAR_DOFS:
-            a, b = _column(truth_coord_names, tc, f"{lvl}_{dof}"), _column(pred_coord_names, pc, f"{lvl}_{dof}")
-            lumbar[lvl][dof] = float(metrics.angle_rmse(np.rad2deg(b), np.rad2deg(a))) if a is not None and b is not None \
-                else float("nan")
-    neck = {}
-    for n in NECK_COORDS:
-        a, b = _column(truth_coord_names, tc, n), _column(pred_coord_names, pc, n)
-        neck[n] = float(metrics.angle_rmse(np.rad2deg(b), np.rad2deg(a))) if a is not None and b is not None \
-            else float("nan")
+
+    def rmse(name):
+        return _angle_rmse_deg(truth_coord_names, tc, pred_coord_names, pc, name)
+
+    lumbar = {lvl: {dof: rmse(f"{lvl}_{dof}") for dof in LUMBAR_DOFS} for lvl in LUMBAR_LEVELS}
+    neck = {n: rmse(n) for n in NECK_COORDS}
     return ClosedLoopErrors(len(ia), region, tri, metrics.per_joint_error(pr, gt), lumbar, neck, filt)
