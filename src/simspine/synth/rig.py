@@ -53,10 +53,6 @@ class Rig:
         """Points (..., 3) in the Y-up model ground frame -> the rig's Z-up world (metres)."""
         return yup_to_zup(xyz_yup)
 
-    @staticmethod
-    def world_to_model(xyz_zup: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`model_to_world`."""
-        return zup_to_yup(xyz_zup)
 
 
 def look_at_point(cameras: list[Camera]) -> np.ndarray:
@@ -77,15 +73,11 @@ def stage_point(cameras: list[Camera]) -> np.ndarray:
     return np.array([p[0], p[1], 0.0])
 
 
-def h36m_cameras(subject: str = "S9") -> list[Camera]:
-    """Human3.6M's four cameras for ``subject`` (Z-up world, metres, Human3.6M distortion)."""
-    from simspine.calibration import h36m_cameras as _h36m
-
-    return list(_h36m(subject))
-
-
 def h36m_rig(subject: str = "S9") -> Rig:
-    """The rig of Human3.6M ``subject``'s capture (four cameras), staged where its subjects stand."""
+    """The rig of Human3.6M ``subject``'s capture (four cameras, Human3.6M distortion), staged where
+    its subjects stand."""
+    from simspine.calibration import h36m_cameras
+
     cams = h36m_cameras(subject)
     return Rig(cams, stage_point(cams), f"Human3.6M {subject}")
 
@@ -95,7 +87,7 @@ def load_rig(path: str | Path) -> Rig:
     (Pose2Sim TOML, Qualisys ``.qca.txt``); its world must be Z up with the floor at z = 0."""
     from simspine.calibration import load_calibration
 
-    cams = list(load_calibration(path))
+    cams = load_calibration(path)
     return Rig(cams, stage_point(cams), Path(path).name)
 
 
