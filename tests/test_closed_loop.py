@@ -8,6 +8,8 @@ Numbers measured when written (pickup, seed 0, Human3.6M cameras, 2-core machine
   worst lumbar level (L4/L5 flexion) about 1.1-1.6 deg, neck 2.5-6 deg.
 """
 
+import json
+
 import numpy as np
 
 from simspine.multiview.filtering import FilterOptions
@@ -67,3 +69,23 @@ def test_defaults_meet_targets(tmp_path):
     # the model stage improves on the raw triangulation
     assert e.spine_mm < e.triangulated_region_mm["spine"]
     assert np.isfinite(e.per_keypoint_mm).all()
+
+
+def test_bench_sweep_reuses_and_resumes(tmp_path, capsys):
+    """A finished cell is reused; an interrupted one (no closed_loop.json yet) keeps its session and
+    annotate skips the stages it had finished."""
+    from simspine.bench.closed_loop import sweep
+
+    kw = dict(seconds=0.5, noises=(2.0,), outliers=(0.0,))
+    first = sweep(tmp_path, **kw)
+    assert capsys.readouterr().out.count("spine") == 1
+    assert sweep(tmp_path, **kw) == first
+    assert "reused" in capsys.readouterr().out
+    cell = next(tmp_path.iterdir())
+    (cell / "closed_loop.json").unlink()  # as if stopped after annotate
+    again = sweep(tmp_path, **kw)
+    summary = json.loads((cell / "annotate" / "summary.json").read_text())
+    assert summary["skipped"] == ["triangulate", "filter", "merge"]
+    # the model stages were reused from their files too (values equal to file precision)
+    assert abs(again[0]["errors"]["region_mm"]["spine"] - first[0]["errors"]["region_mm"]["spine"]) < 1e-6
+    assert again[0]["seconds"] < first[0]["seconds"] / 3

@@ -35,9 +35,19 @@ def add_arguments(p) -> None:
     p.add_argument("--no-jitter", action="store_true", help="no marker-placement jitter in the generator")
 
 
+def _plain(d: dict) -> dict:
+    """``d`` as it reads back from JSON (tuples as lists, numpy floats as floats)."""
+    return json.loads(json.dumps(d, default=float))
+
+
 def sweep(workdir, action="pickup", seconds=4.0, seed=0, noises=NOISES_PX, outliers=OUTLIER_RATES,
           jitter_m=0.01, progress=True) -> list[dict]:
-    """Run (or reuse) every cell; returns one dict per cell with the config and errors."""
+    """Run (or reuse) every cell; returns one dict per cell with the config and errors.
+
+    A finished cell (its ``closed_loop.json`` holds the same config) is reused; an interrupted one
+    resumes: its session is kept (:func:`simspine.synth.session.synthesize`) and ``annotate``
+    skips the stages it had finished.
+    """
     from simspine.fileio import write_text_atomic
     from simspine.synth.detector import DetectorConfig
     from simspine.synth.loop import closed_loop
@@ -50,31 +60,28 @@ def sweep(workdir, action="pickup", seconds=4.0, seed=0, noises=NOISES_PX, outli
         cfg = replace(base, detector=replace(base.detector, noise_px=float(n), outlier_rate=float(o)))
         cell = Path(workdir) / f"noise{n:g}px_outliers{100 * o:g}pct"
         done = cell / "closed_loop.json"
+        tag = f"[{i + 1}/{len(cells)}] {cell.name}"
         if done.is_file():
             d = json.loads(done.read_text())
-            if d.get("config") == json.loads(json.dumps(cfg.as_dict())):
+            if d.get("config") == _plain(cfg.as_dict()):
                 out.append(d)
                 if progress:
-                    print(f"[{i + 1}/{len(cells)}] {cell.name}: reused", flush=True)
+                    print(f"{tag}: reused", flush=True)
                 continue
         t0 = time.perf_counter()
         try:
             res = closed_loop(cfg, cell, log=lambda *_: None)
+            d = {"config": cfg.as_dict(), "errors": res.errors.as_dict(), "seconds": time.perf_counter() - t0,
+                 "frames": res.errors.n_frames}
+            line = (f"spine {res.errors.spine_mm:.1f} mm, L5/S1 flexion {res.errors.lumbar_flexion_rmse_deg:.2f} "
+                    f"deg, {d['seconds']:.0f} s")
         except SimspineError as e:  # the pipeline refused this session: a result too, keep going
             d = {"config": cfg.as_dict(), "failed": str(e), "seconds": time.perf_counter() - t0}
-            write_text_atomic(done, json.dumps(d, indent=1, default=float))
-            out.append(json.loads(json.dumps(d, default=float)))
-            if progress:
-                print(f"[{i + 1}/{len(cells)}] {cell.name}: pipeline refused: {e}", flush=True)
-            continue
-        secs = time.perf_counter() - t0
-        d = {"config": cfg.as_dict(), "errors": res.errors.as_dict(), "seconds": secs,
-             "frames": res.errors.n_frames}
+            line = f"pipeline refused: {e}"
         write_text_atomic(done, json.dumps(d, indent=1, default=float))
-        out.append(json.loads(json.dumps(d, default=float)))
+        out.append(_plain(d))
         if progress:
-            print(f"[{i + 1}/{len(cells)}] {cell.name}: spine {res.errors.spine_mm:.1f} mm, "
-                  f"L5/S1 flexion {res.errors.lumbar_flexion_rmse_deg:.2f} deg, {secs:.0f} s", flush=True)
+            print(f"{tag}: {line}", flush=True)
     return out
 
 
