@@ -257,6 +257,13 @@ def test_session_frame_count_mismatch(tmp_path):
                                    "cam01 8, cam02 8, cam03 7, cam04 8")
 
 
+def test_session_skeleton_that_does_not_fit_names_the_source(tmp_path):
+    _make_project(tmp_path / "p")
+    with pytest.raises(InputError, match=f"^{tmp_path / 'p'}: skeleton Human3.6M-17 has 17 keypoints but the "
+                                         "files hold 37"):
+        load_pose2sim_session(tmp_path / "p", skeleton="h36m17")
+
+
 def test_session_keypoint_folder_without_camera(tmp_path):
     _make_project(tmp_path / "p", extra_dir="cam05_json")
     with pytest.raises(InputError) as e:

@@ -317,10 +317,15 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
                                  + ", ".join(f"{k} {v}" for k, v in counts.items())
                                  + " (synchronise and trim the keypoint folders first)")
     cfg = _config(folder)
+    skeleton_source = folder
     if skeleton is None:
         pm = cfg.get("pose", {}).get("pose_model")
         skeleton = pm if isinstance(pm, str) and n_kp != 37 else None
-    skel_name, names = keypoint_names_for(skeleton, n_kp)
+        skeleton_source = folder / "Config.toml"
+    try:
+        skel_name, names = keypoint_names_for(skeleton, n_kp)
+    except InputError as e:  # the layout named (argument or Config.toml) does not fit the files
+        raise InputError(skeleton_source, e.problem) from None
     fps_source = "argument"
     if fps is None:
         fr = cfg.get("project", {}).get("frame_rate")
