@@ -98,26 +98,39 @@ def _fingerprint(files) -> list:
     return out
 
 
-class _Manifest:
-    """``stages.json``: per finished stage, its key, outputs and time. With ``resume=False`` the
-    previous record is ignored (and overwritten), so every stage runs."""
+class _Stages:
+    """Runs the front-end stages and keeps ``stages.json``: per finished stage, a key made of its
+    options and its inputs' keys, its outputs and its time. A stage whose key matches and whose
+    outputs exist is skipped and its outputs read back. With ``resume=False`` the previous record
+    is ignored (and overwritten), so every stage runs."""
 
-    def __init__(self, out: Path, resume: bool = True):
+    def __init__(self, out: Path, resume: bool, log):
         self.path = out / "stages.json"
-        self.data = {}
+        self.log = log
+        self.data: dict = {}
+        self.timings: dict[str, float] = {}
+        self.skipped: list[str] = []
         if resume and self.path.exists():
             try:
                 self.data = json.loads(self.path.read_text())
             except (OSError, json.JSONDecodeError):
                 pass  # an unreadable record only means nothing is known to be done
 
-    def done(self, stage: str, key: str, outputs: list[Path]) -> bool:
-        d = self.data.get(stage)
-        return bool(d) and d.get("key") == key and all(p.exists() for p in outputs)
-
-    def record(self, stage: str, key: str, outputs: list[Path], seconds: float, extra: dict | None = None) -> None:
-        self.data[stage] = {"key": key, "outputs": [p.name for p in outputs], "seconds": seconds, **(extra or {})}
+    def run(self, name: str, key: str, outputs: list[Path], compute, read):
+        """``compute()`` (which writes ``outputs``) unless the stage is up to date, else ``read()``."""
+        d = self.data.get(name)
+        if d and d.get("key") == key and all(p.exists() for p in outputs):
+            self.log(f"[{name}] up to date, skipped ({', '.join(p.name for p in outputs)})")
+            self.skipped.append(name)
+            self.timings[name] = 0.0
+            return read()
+        t0 = time.perf_counter()
+        value = compute()
+        dt = self.timings[name] = time.perf_counter() - t0
+        self.data[name] = {"key": key, "outputs": [p.name for p in outputs], "seconds": dt}
         write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+        self.log(f"[{name}] done in {dt:.2f} s")
+        return value
 
 
 # ---- trajectories on disk -----------------------------------------------------------------------
@@ -208,25 +221,9 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     tri_o = triangulation or TriangulationOptions()
     fil_o = filtering or FilterOptions()
     mer_o = merge or MergeOptions()
-    man = _Manifest(out, resume)
-    timings: dict[str, float] = {}
-    skipped: list[str] = []
+    stages = _Stages(out, resume, log)
     summary: dict = {"session": str(session_dir), "out_dir": str(out), "frame": "opensim-ground (Y up), metres",
                      "stages": {}}
-
-    def stage(name, key, outputs, fn, reader):
-        if man.done(name, key, outputs):
-            log(f"[{name}] up to date, skipped ({', '.join(p.name for p in outputs)})")
-            skipped.append(name)
-            timings[name] = 0.0
-            return reader()
-        t0 = time.perf_counter()
-        value = fn()
-        dt = time.perf_counter() - t0
-        timings[name] = dt
-        man.record(name, key, outputs, dt)
-        log(f"[{name}] done in {dt:.2f} s")
-        return value
 
     # 1. triangulate
     k_tri = _key("triangulate", _opts(tri_o), _fingerprint(session_inputs(session_dir, calibration)), fps)
@@ -247,7 +244,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             raise InputError(tri_out[2], f"cannot read stage output ({e}); delete it to recompute") from None
         return read_triangulation(tri_out[1]), report
 
-    triangulated, report = stage("triangulate", k_tri, tri_out, do_tri, read_tri)
+    triangulated, report = stages.run("triangulate", k_tri, tri_out, do_tri, read_tri)
     summary["stages"]["triangulate"] = {k: report[k] for k in ("frames", "keypoints_per_frame", "cameras_count",
                                                                "valid_share", "mean_reproj_error_px",
                                                                "mean_reproj_error_mm", "mean_views_used")}
@@ -257,9 +254,9 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     # 2. filter
     k_fil = _key("filter", _opts(fil_o), k_tri)
     fil_out = [out / "filtered.trc", out / "filtered.npz"]
-    filtered = stage("filter", k_fil, fil_out,
-                     lambda: _write_traj(filter_trajectories(triangulated, fil_o), out, "filtered"),
-                     lambda: _read_traj(fil_out[1]))
+    filtered = stages.run("filter", k_fil, fil_out,
+                          lambda: _write_traj(filter_trajectories(triangulated, fil_o), out, "filtered"),
+                          lambda: _read_traj(fil_out[1]))
     summary["stages"]["filter"] = {"options": _opts(fil_o), "rate_hz": triangulated.rate,
                                    "finite_share": float(np.isfinite(filtered.xyz).all(-1).mean())}
 
@@ -279,7 +276,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 raise InputError(trusted, e.problem) from None
         return _write_traj(markers, out, "markers")  # meta's sample_source array is stored as an array
 
-    markers = stage("merge", k_mer, mer_out, do_merge, lambda: _read_traj(mer_out[1]))
+    markers = stages.run("merge", k_mer, mer_out, do_merge, lambda: _read_traj(mer_out[1]))
     src = markers.meta.get("sample_source")
     summary["stages"]["merge"] = {"trusted": None if trusted is None else str(trusted), "options": _opts(mer_o),
                                   "markers": len(markers.names), "frames": markers.n_frames}
@@ -289,7 +286,8 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             name: float((src == code).mean()) for code, name in ((1, "trusted"), (2, "pseudo"), (3, "filled"),
                                                                  (0, "missing"))}
 
-    result = AnnotateResult(out, triangulated, filtered, markers, timings=timings, skipped=skipped, summary=summary)
+    result = AnnotateResult(out, triangulated, filtered, markers, timings=stages.timings, skipped=stages.skipped,
+                            summary=summary)
     failure = None
     if biomech:
         try:
@@ -299,8 +297,8 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             summary["stages"]["biomech"] = f"failed: {e}"
     else:
         summary["stages"]["biomech"] = "not run (biomech=False)"
-    summary["timings_s"] = timings
-    summary["skipped"] = skipped
+    summary["timings_s"] = stages.timings
+    summary["skipped"] = stages.skipped
     summary["outputs"] = sorted({p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
                                 | {"summary.json", "summary.txt"})
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
