@@ -123,6 +123,7 @@ def make_session(config: SynthConfig | None = None) -> SyntheticSession:
 
 def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     """Write ``session`` as a Pose2Sim-style folder plus ground truth (layout in the module docstring)."""
+    from simspine.biomech.pipeline import write_rotations
     from simspine.calibration import write_calibration_toml
     from simspine.io.mot import write_mot
     from simspine.io.npz import save_npz
@@ -154,20 +155,7 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     coords[:, rot] = np.rad2deg(coords[:, rot])
     write_mot(gt / "coordinates.mot", truth.keypoints.time, truth.coordinate_names, coords, in_degrees=True,
               frame="opensim-ground (Y up)", comment="synthetic ground truth written by simspine synth")
-    rots = truth.rotations
-    seg_cols = [f"{b}_{lab}" for b in rots.segment_bodies for lab in ("flexion_extension", "lateral_bending",
-                                                                        "axial_rotation")]
-    header = ["time"] + [f"{n}_deg" for n in rots.intervertebral_names] + [f"{c}_deg" for c in seg_cols]
-    table = np.column_stack([rots.time, rots.intervertebral_deg,
-                             rots.segment_euler_deg.reshape(len(rots.time), -1)])
-    lines = ["# ground-truth rotations, degrees (relative angles: no world frame); intervertebral = model "
-             "coordinates; segments = intrinsic ZXY "
-             "of R_pelvis^T R_body", ",".join(header)]
-    lines += [",".join(f"{v:.6g}" for v in row) for row in table]
-    write_text_atomic(gt / "rotations.csv", "\n".join(lines) + "\n")
-    save_npz(gt / "rotations.npz", time=rots.time, intervertebral_names=np.array(rots.intervertebral_names),
-             intervertebral_deg=rots.intervertebral_deg, segment_bodies=np.array(rots.segment_bodies),
-             segment_euler_deg=rots.segment_euler_deg, meta_json=json.dumps({"units": "degrees", **rots.meta}))
+    write_rotations(truth.rotations, gt)  # the same files annotate's FK stage writes, so they compare directly
     save_npz(gt / "detections.npz", cameras=np.array(det.cameras), uv=det.uv, conf=det.conf, true_uv=det.true_uv,
              occluded=det.occluded, outlier=det.outlier, swapped=det.swapped, missed=det.missed,
              meta_json=json.dumps({"units": "pixels (distorted image coordinates)",
