@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from simspine.errors import InputError
-from simspine.fileio import atomic_path, write_text_atomic
+from simspine.fileio import write_text_atomic
 from simspine.skeletons import spinetrack37
 from simspine.synth.detector import Detections, DetectorConfig, simulate_detections
 from simspine.synth.motion import TRANSLATIONS, generate_motion
 from simspine.synth.rig import WORLD_FRAME, Rig, make_rig
-from simspine.synth.subject import GroundTruth, build_model, perform, random_subject
+from simspine.synth.subject import GroundTruth, build_model, perform, random_subject, save_model
 
 FORMAT = "simspine.synthetic-session"
 
@@ -160,8 +160,7 @@ def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
              occluded=det.occluded, outlier=det.outlier, swapped=det.swapped, missed=det.missed,
              meta_json=json.dumps({"units": "pixels (distorted image coordinates)",
                                    "keypoints": "SpineTrack-37", "detector": det.config}))
-    with atomic_path(gt / "subject.osim") as tmp:
-        session.model.printToXML(str(tmp))
+    save_model(session.model, gt / "subject.osim")
     manifest = {
         "format": FORMAT, "version": 1,
         "config": cfg.as_dict(),

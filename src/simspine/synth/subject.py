@@ -88,12 +88,11 @@ def random_subject(rng: np.random.Generator, height_m: float | None = None, heig
     return Subject(h, scales, jit, mass)
 
 
-def build_model(subject: Subject, out_path: str | os.PathLike | None = None):
+def build_model(subject: Subject):
     """The prepared model scaled and jittered for ``subject`` (an ``opensim.Model``, system built).
 
     Scaling uses OpenSim's ``Model.scale`` (bodies, joint frames, markers and geometry scale
-    together); the jitter is added to marker placements after scaling. With ``out_path`` the model
-    is also written there (``.osim``).
+    together); the jitter is added to marker placements after scaling (:func:`save_model` writes it).
     """
     import opensim as osim
 
@@ -120,13 +119,16 @@ def build_model(subject: Subject, out_path: str | os.PathLike | None = None):
     model.setName("simspine_synthetic_subject")
     model.finalizeConnections()
     model.initSystem()
-    if out_path is not None:
-        from simspine.fileio import atomic_path
-
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_path) as tmp:
-            model.printToXML(str(tmp))
     return model
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Write an ``opensim.Model`` to ``path`` (``.osim``) atomically."""
+    from simspine.fileio import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.printToXML(str(tmp))
+    return Path(path)
 
 
 @dataclass
