@@ -56,12 +56,11 @@ def run_annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *, 
 
     out_dir = Path(out_dir)
     res = annotate(session_dir, out_dir, progress=progress, log=log, **options)
-    stages = dict(res.timings)
     kp, coords = res.keypoints, res.coordinates
     if kp is None or coords is None:
         raise InputError(out_dir, "annotate produced no model keypoints or coordinates (biomechanical stages "
                                   "did not run; see its summary.txt)")
-    stages = {k: v for k, v in stages.items() if k != "biomech other"}
+    stages = {k: v for k, v in res.timings.items() if k != "biomech other"}
     return Recovered(np.asarray(kp.time, float), np.asarray(kp.xyz, float), list(coords.names),
                      np.asarray(coords.values, float), np.asarray(res.triangulated.time, float),
                      np.asarray(res.triangulated.xyz, float), stages, int(len(kp.time)), out_dir,
