@@ -101,6 +101,19 @@ def write_rotations(rots, out_dir: Path) -> tuple[Path, Path]:
     return csv, npz
 
 
+def write_fk_outputs(kin: Kinematics, coords: CoordinateTable, out_dir: Path,
+                     progress: bool = False) -> tuple[Trajectories, object]:
+    """FK of ``coords`` on ``kin``'s model; writes ``keypoints37.trc`` and ``rotations.csv/.npz``
+    to ``out_dir`` (atomically). Returns (keypoints, rotations)."""
+    from simspine.io.trc import write_trc
+
+    kp, rots = run_fk(kin, coords, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_trc(out_dir / "keypoints37.trc", kp)
+    write_rotations(rots, out_dir)
+    return kp, rots
+
+
 def _write_errors(res: IKResult, path: Path) -> Path:
     buf = io.StringIO()
     buf.write("# per-frame IK marker errors (metres); frame opensim-ground (Y up)\n")
@@ -198,12 +211,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                        f"max {np.nanmax(res.max) * 1000:.2f} mm, {res.fps:.0f} frames/s ({timings['ik']:.1f} s)")
 
     # 3. forward kinematics: keypoints and rotations
-    from simspine.io.trc import write_trc
-
     t0 = time.perf_counter()
-    kp, rots = run_fk(kin, coords)
-    write_trc(out_dir / "keypoints37.trc", kp)
-    write_rotations(rots, out_dir)
+    kp, rots = write_fk_outputs(kin, coords, out_dir)
     timings["fk"] = time.perf_counter() - t0
     _say(progress, f"  FK: 37 keypoints and spine rotations ({timings['fk']:.1f} s)")
 

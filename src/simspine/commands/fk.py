@@ -24,18 +24,14 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    from simspine.biomech.fk import Kinematics, coordinates_from_mot, run_fk
-    from simspine.biomech.pipeline import write_rotations
-    from simspine.io.trc import write_trc
+    from simspine.biomech.fk import Kinematics, coordinates_from_mot
+    from simspine.biomech.pipeline import write_fk_outputs
 
     t0 = time.perf_counter()
     kin = Kinematics(args.model)
     table = coordinates_from_mot(args.motion, kin.coordinates)
-    kp, rots = run_fk(kin, table, progress=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_trc(out / "keypoints37.trc", kp)
-    write_rotations(rots, out)
+    write_fk_outputs(kin, table, out, progress=True)
     print(f"simspine fk: {len(table.time)} frames -> {out}/keypoints37.trc, rotations.csv, rotations.npz "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0
