@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simspine.biomech.model import _quiet_opensim, mesh_points_in_body, prepare_model
+from simspine.biomech.model import _quiet_opensim, load_model, mesh_points_in_body, prepare_model
 from simspine.errors import InputError
 from simspine.fileio import atomic_path
 from simspine.trajectories import Trajectories
@@ -322,12 +322,17 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
 
     frames = _sample_frames(markers, n_frames)
     sub = Trajectories(markers.time[frames], markers.names, markers.xyz[frames], markers.conf[frames], markers.frame)
-    scaled = scale_model(factors, workdir / "refine.osim", mass, model_path)
-    res = JacobianIK().solve(str(scaled), sub, coordinate_tasks=[])
-    kin = Kinematics(str(scaled))
+    model = load_model(scale_model(factors, workdir / "refine.osim", mass, model_path))
+    res = JacobianIK().solve(model, sub, coordinate_tasks=[])
+    kin = Kinematics(model)  # the same model, loaded once
     # Frames the IK fitted much worse than the others (a limb in a wrong local minimum) would
     # bias the ratios: leave them out.
     good = res.rms <= max(3.0 * float(np.nanmedian(res.rms)), 1e-3)
+    # The model's markers in each IK pose, once per frame (every pair reads from them).
+    model_xyz = np.empty((len(frames), len(kin.marker_names), 3))
+    for t in range(len(frames)):
+        kin.set_coordinates(dict(zip(res.coordinate_names, res.values[t], strict=True)))
+        model_xyz[t] = kin.marker_positions()
     new = {}
     for seg in SEGMENTS:
         ratios, weights = [], []
@@ -336,11 +341,8 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
             if key not in lengths:
                 continue
             d_data = _pair_distances(sub, a, b)
-            d_model = np.empty(len(frames))
-            for t in range(len(frames)):
-                kin.set_coordinates(dict(zip(res.coordinate_names, res.values[t], strict=True)))
-                pa, pb = kin.marker_positions([a, b])
-                d_model[t] = np.linalg.norm(pa - pb)
+            ia, ib = kin.marker_names.index(a), kin.marker_names.index(b)
+            d_model = np.linalg.norm(model_xyz[:, ia] - model_xyz[:, ib], axis=1)
             ok = np.isfinite(d_data) & good
             if ok.sum():
                 ratios.append(np.median(d_data[ok] / d_model[ok]))
@@ -351,8 +353,13 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
 
 def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | None = None,
                      model_path: str | os.PathLike | None = None, refine: int = 4, source=None,
-                     workdir: str | os.PathLike | None = None) -> ScalingReport:
-    """Per-segment factors and a height estimate from a trial's markers (see the module docstring)."""
+                     workdir: str | os.PathLike | None = None,
+                     out_path: str | os.PathLike | None = None) -> ScalingReport:
+    """Per-segment factors and a height estimate from a trial's markers (see the module docstring).
+
+    The height estimate needs the scaled model: with ``out_path`` it is written there (and kept),
+    else to a temporary file.
+    """
     import tempfile
 
     model_path = str(model_path or prepare_model())
@@ -387,7 +394,7 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
                 new[seg] = f + step
             factors = new
         check_factors(factors, source)
-        scaled = scale_model(factors, Path(td) / "final.osim", mass, model_path)
+        scaled = scale_model(factors, out_path or Path(td) / "final.osim", mass, model_path)
         from simspine.biomech.fk import Kinematics
 
         h = model_stature(Kinematics(str(scaled)), foot_factor=0.5 * (factors["foot_l"] + factors["foot_r"]))
@@ -402,7 +409,7 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
         frames_used={k: v.n_frames for k, v in lengths.items()},
         frames_trimmed={k: v.n_trimmed for k, v in lengths.items()},
         height_estimate_m=h, height_given_m=height, mass_kg=float(mass), refine_rounds=refine,
-        warnings=warnings,
+        warnings=warnings, model_path=None if out_path is None else str(out_path),
     )
 
 
@@ -410,8 +417,6 @@ def scale_subject(markers: Trajectories, out_path: str | os.PathLike, mass: floa
                   height: float | None = None, model_path: str | os.PathLike | None = None,
                   refine: int = 4, source=None) -> ScalingReport:
     """Estimate the factors from ``markers`` and write the scaled model to ``out_path``."""
-    report = estimate_scaling(markers, mass, height, model_path, refine, source,
-                              workdir=Path(out_path).parent if Path(out_path).parent.exists() else None)
-    scale_model(report.factors, out_path, mass, model_path)
-    report.model_path = str(out_path)
-    return report
+    return estimate_scaling(markers, mass, height, model_path, refine, source,
+                            workdir=Path(out_path).parent if Path(out_path).parent.exists() else None,
+                            out_path=out_path)
