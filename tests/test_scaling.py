@@ -131,3 +131,10 @@ def test_implausible_frames_are_trimmed(model_path, good_trial):
     rep = estimate_scaling(traj, model_path=model_path, refine=0)
     assert rep.frames_trimmed["LShoulder-LElbow"] == 1
     assert rep.factors["upperarm_l"] == pytest.approx(ref["upperarm_l"], rel=0.003)
+
+
+def test_refinement_shows_progress(model_path, good_trial, capsys):
+    """Scaling is one of the long stages: a line per refinement round."""
+    estimate_scaling(good_trial, model_path=model_path, refine=2, progress=True)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "scaling refinement" in ln]
+    assert [ln.split(":")[0].strip() for ln in lines] == ["scaling refinement 1/2", "scaling refinement 2/2"]

@@ -174,7 +174,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     else:
         generic = prepare_model(spine_placement=spine_placement, lumbar_coupling=lumbar_coupling)
         report: ScalingReport = scale_subject(markers, model_path, mass=mass, height=height, refine=refine,
-                                              model_path=generic, source=source)
+                                              model_path=generic, source=source, progress=progress)
         scaling = report.to_dict()
         scaling["frame"] = FRAME
         write_text_atomic(scaling_path, json.dumps(scaling, indent=1))

@@ -354,13 +354,14 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
 def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | None = None,
                      model_path: str | os.PathLike | None = None, refine: int = 4, source=None,
                      workdir: str | os.PathLike | None = None,
-                     out_path: str | os.PathLike | None = None) -> ScalingReport:
+                     out_path: str | os.PathLike | None = None, progress: bool = False) -> ScalingReport:
     """Per-segment factors and a height estimate from a trial's markers (see the module docstring).
 
     The height estimate needs the scaled model: with ``out_path`` it is written there (and kept),
-    else to a temporary file.
+    else to a temporary file. ``progress``: a line per refinement round.
     """
     import tempfile
+    import time
 
     model_path = str(model_path or prepare_model())
     if not (np.isfinite(mass) and 20 <= mass <= 300):
@@ -373,7 +374,8 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
     check_factors(factors, source)
     with tempfile.TemporaryDirectory(dir=workdir) as td:
         prev: dict[str, tuple[float, float]] = {}
-        for _ in range(refine):
+        for round_ in range(refine):
+            t0 = time.perf_counter()
             ratios = _model_ratios(markers, factors, lengths, model_path, mass, Path(td))
             new = {}
             for seg, f in factors.items():
@@ -392,6 +394,10 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
                 step = float(np.clip(step, -0.1 * f, 0.1 * f))
                 prev[seg] = (f, r)
                 new[seg] = f + step
+            if progress:
+                change = max(abs(new[k] / factors[k] - 1.0) for k in factors)
+                print(f"  scaling refinement {round_ + 1}/{refine}: largest factor change {change:.2%} "
+                      f"({time.perf_counter() - t0:.1f} s)", flush=True)
             factors = new
         check_factors(factors, source)
         scaled = scale_model(factors, out_path or Path(td) / "final.osim", mass, model_path)
@@ -415,8 +421,8 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
 
 def scale_subject(markers: Trajectories, out_path: str | os.PathLike, mass: float = 70.0,
                   height: float | None = None, model_path: str | os.PathLike | None = None,
-                  refine: int = 4, source=None) -> ScalingReport:
+                  refine: int = 4, source=None, progress: bool = False) -> ScalingReport:
     """Estimate the factors from ``markers`` and write the scaled model to ``out_path``."""
     return estimate_scaling(markers, mass, height, model_path, refine, source,
                             workdir=Path(out_path).parent if Path(out_path).parent.exists() else None,
-                            out_path=out_path)
+                            out_path=out_path, progress=progress)
