@@ -191,3 +191,19 @@ def test_fk_command(model_path, tmp_path, monkeypatch):
     names = list(rot["intervertebral_names"])
     assert np.allclose(rot["intervertebral_deg"][:, names.index("neck_flexion")], [10.0, 12.0])
     assert np.allclose(rot["segment_euler_deg"][:, 0, 0], [-5.0, -6.0])  # lumbar5 flexion = L5_S1
+
+
+def test_mot_with_unknown_or_non_finite_coordinates_is_refused(kin, tmp_path):
+    """A .mot of another model (unknown coordinate names) or with NaN values: InputError naming the file."""
+    from simspine.biomech.fk import coordinates_from_mot
+    from simspine.errors import InputError
+    from simspine.io.mot import write_mot
+
+    other = write_mot(tmp_path / "other.mot", [0.0, 0.02], ["L5_S1_Flex_Ext", "lumbar_extension"],
+                      [[1.0, 2.0], [1.0, 2.0]], in_degrees=True)
+    with pytest.raises(InputError, match="other.mot: 1 column.* not coordinates of the model: lumbar_extension"):
+        coordinates_from_mot(other, kin.coordinates)
+    nan = write_mot(tmp_path / "nan.mot", [0.0, 0.02], ["L5_S1_Flex_Ext", "neck_flexion"],
+                    [[1.0, 2.0], [np.nan, 2.0]], in_degrees=True)
+    with pytest.raises(InputError, match="nan.mot: non-finite coordinate values in: L5_S1_Flex_Ext"):
+        coordinates_from_mot(nan, kin.coordinates)

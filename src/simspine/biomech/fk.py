@@ -183,18 +183,31 @@ def coordinates_from_mot(path: str | os.PathLike, model_coords: Sequence[Coordin
 
     Rotational columns are converted from degrees when the header says ``inDegrees=yes``;
     which columns are rotational comes from ``model_coords`` (default: the prepared model).
+
+    Raises:
+        InputError (naming the file): a column that is not a coordinate of the model (a motion
+            of another model would pose this one wrongly), or non-finite values in a column of
+            a free coordinate.
     """
     from simspine.io.mot import read_mot
 
     path = Path(path)
     table = read_mot(path)
-    time, names, values, in_degrees = table.time, list(table.names), np.array(table.values, dtype=float), table.in_degrees
-    if in_degrees:
-        coords = {c.name: c for c in (model_coords or coordinate_info(load_model()))}
+    names, values = list(table.names), np.array(table.values, dtype=float)
+    coords = {c.name: c for c in (model_coords or coordinate_info(load_model()))}
+    unknown = [n for n in names if n not in coords]
+    if unknown:
+        raise InputError(path, f"{len(unknown)} column(s) are not coordinates of the model: "
+                               f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}")
+    bad = [n for j, n in enumerate(names) if not (coords[n].dependent or coords[n].locked)
+           and not np.isfinite(values[:, j]).all()]
+    if bad:
+        raise InputError(path, f"non-finite coordinate values in: {', '.join(bad)}")
+    if table.in_degrees:
         for j, n in enumerate(names):
-            if n in coords and coords[n].rotational:
+            if coords[n].rotational:
                 values[:, j] = np.deg2rad(values[:, j])
-    return CoordinateTable(np.asarray(time, float), names, values)
+    return CoordinateTable(table.time, names, values)
 
 
 def run_fk(kin: Kinematics, table: CoordinateTable, progress: bool = False) -> tuple[Trajectories, SpineRotations]:
