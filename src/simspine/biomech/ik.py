@@ -386,7 +386,8 @@ class JacobianIK:
         self.first_frame_iterations = first_frame_iterations
 
     def solve(self, model, markers: Trajectories, weights=None, coordinate_tasks=None, progress=False) -> IKResult:
-        osim = __import__("opensim")
+        import opensim as osim
+
         prep = _prepare(model, markers, weights, coordinate_tasks)
         model, state, names, T = prep.model, prep.state, prep.names, markers.n_frames
         kin = _Kinematic(model, state)
@@ -400,6 +401,10 @@ class JacobianIK:
         jac = osim.Matrix()
         task_rows = [(kin.free_names.index(c), v, w) for c, v, w in prep.tasks if c in kin.free_names]
         n_z = len(kin.free)
+        # Rows of the coordinate tasks in the weighted Jacobian (constant).
+        J_tasks = np.zeros((len(task_rows), n_z))
+        for i, (k, _, w) in enumerate(task_rows):
+            J_tasks[i, k] = np.sqrt(w)
 
         def positions():
             out = np.empty((len(mks), 3))
@@ -444,10 +449,7 @@ class JacobianIK:
                 self.matter_jac(kin, mobod, stations, jac)
                 Jw = np.repeat(sw, 3)[:, None] * (jac.to_numpy() @ kin.C)  # (3M, n_z)
                 if task_rows:
-                    Jt = np.zeros((len(task_rows), n_z))
-                    for i, (k, _, w) in enumerate(task_rows):
-                        Jt[i, k] = np.sqrt(w)
-                    Jw = np.vstack([Jw, Jt])
+                    Jw = np.vstack([Jw, J_tasks])
                 if prior["target"] is not None:
                     Jw = np.vstack([Jw, prior["sqrt_w"] * np.eye(n_z)])
                 H = Jw.T @ Jw
@@ -483,10 +485,9 @@ class JacobianIK:
                     break
             return z, p, cost
 
-        T_ = T
-        zs = np.empty((T_, n_z))
-        pos = np.empty((T_, len(names), 3))
-        costs = np.empty(T_)
+        zs = np.empty((T, n_z))
+        pos = np.empty((T, len(names), 3))
+        costs = np.empty(T)
         z = kin.z_from_state()
         t0 = _time.perf_counter()
         pelvis = np.array([n.startswith("pelvis") for n in kin.free_names])
@@ -511,7 +512,7 @@ class JacobianIK:
             return best
 
         n_jump_restarts = 0
-        for t in _progress(range(T_), progress, "IK (jacobian)"):
+        for t in _progress(range(T), progress, "IK (jacobian)"):
             if t == 0:
                 use = prep.w[t] > 0
                 z = self._initial_guess(kin, z, np.where(use[:, None], prep.x[t], 0.0), use, names)
@@ -552,7 +553,7 @@ class JacobianIK:
         # Backward repair: a frame left in a poor local minimum (typically the first frames,
         # started from the default pose) is re-solved from its successor's solution; the better
         # of the two is kept.
-        for t in range(T_ - 2, -1, -1):
+        for t in range(T - 2, -1, -1):
             if costs[t] > 4.0 * costs[t + 1] + floor:
                 z2, p2, _c = solve_frame(t, zs[t + 1].copy(), self.first_frame_iterations)
                 c2 = marker_cost(t, p2)
@@ -562,15 +563,15 @@ class JacobianIK:
         #   sum_t cost_t(z_t) + smoothness * sum_t |z_t - (z_{t-1} + z_{t+1}) / 2|^2,
         # a discrete acceleration penalty like the paper's temporal term (zero-phase: both
         # neighbours count). Off by default (smoothness = 0).
-        if self.smoothness > 0 and T_ >= 3:
+        if self.smoothness > 0 and T >= 3:
             for _ in range(self.smoothing_sweeps):
-                for t in range(T_):
+                for t in range(T):
                     # Interior: mean of the neighbours; ends: linear extrapolation from the two
                     # nearest frames (zero acceleration), which does not pull the ends inwards.
                     if t == 0:
                         target = 2.0 * zs[1] - zs[2]
-                    elif t == T_ - 1:
-                        target = 2.0 * zs[T_ - 2] - zs[T_ - 3]
+                    elif t == T - 1:
+                        target = 2.0 * zs[T - 2] - zs[T - 3]
                     else:
                         target = 0.5 * (zs[t - 1] + zs[t + 1])
                     prior["target"] = np.clip(target, kin.lo, kin.hi)
@@ -594,10 +595,14 @@ class JacobianIK:
     def _initial_guess(kin: _Kinematic, z, x, use, names) -> np.ndarray:
         """Start from the current pose with the pelvis placed on the data: the rigid fit (Kabsch)
         of the pelvis-borne markers (or of all used markers) sets pelvis translation and yaw."""
+        ms = kin.model.getMarkerSet()
+
+        def model_markers(z):
+            kin.set_z(z)
+            return np.array([ms.get(n).getLocationInGround(kin.state).to_numpy() for n in names])
+
         z = np.where(np.isfinite(z), z, 0.0)
-        kin.set_z(z)
-        model_p = np.array([[mk.get(0), mk.get(1), mk.get(2)] for mk in
-                            (kin.model.getMarkerSet().get(n).getLocationInGround(kin.state) for n in names)])
+        model_p = model_markers(z)
         sel = use.copy()
         if sel.sum() < 3:
             return z
@@ -610,9 +615,7 @@ class JacobianIK:
         z = z.copy()
         if "pelvis_rotation" in names_free:
             z[names_free.index("pelvis_rotation")] += -yaw
-        kin.set_z(z)
-        model_p = np.array([[mk.get(0), mk.get(1), mk.get(2)] for mk in
-                            (kin.model.getMarkerSet().get(n).getLocationInGround(kin.state) for n in names)])
+        model_p = model_markers(z)
         shift = x[sel].mean(0) - model_p[sel].mean(0)
         for k, ax in enumerate(("pelvis_tx", "pelvis_ty", "pelvis_tz")):
             if ax in names_free:
