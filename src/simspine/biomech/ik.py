@@ -456,6 +456,7 @@ class JacobianIK:
                 g = Jw.T @ r
                 # Marquardt scaling; unobserved coordinates (zero column) keep their value.
                 diag = np.maximum(np.diag(H), 1e-12)
+                raised = False
                 while True:
                     step = -np.linalg.solve(H + lam * np.diag(diag) + 1e-12 * np.eye(n_z), g)
                     # Projected step: coordinates stay within their ranges (as in the model).
@@ -465,11 +466,16 @@ class JacobianIK:
                     if c_new <= cost or lam > 1e8:
                         break
                     lam *= 10.0
+                    raised = True
                 if c_new > cost:
                     break
                 decrease = cost - c_new
                 z, r, p, cost = z + step, r_new, p_new, c_new
-                lam = max(lam / 10.0, 1e-9)
+                # Less damping next time only if this step needed no more: lowering it right
+                # after raising it retries the damping that just failed (on noisy markers that
+                # doubled the cost evaluations per iteration).
+                if not raised:
+                    lam = max(lam / 10.0, 1e-9)
                 # Converged: steps below the accuracy, or the weighted cost no longer falls
                 # (by 1e-14 m^2 or a relative RELATIVE_DECREASE: with a coordinate prior or
                 # noisy markers the optimum has a residual and Gauss-Newton converges linearly,
