@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
     p.add_argument("--backend", choices=["jacobian", "opensim"], default="jacobian",
                    help="IK engine: Gauss-Newton on OpenSim Jacobians (default) or OpenSim's IK solver")
     p.add_argument("--accuracy", type=float, default=None,
-                   help="IK accuracy (jacobian: step tolerance, default 1e-7; opensim: solver accuracy, default 1e-5)")
+                   help="IK accuracy (jacobian: step tolerance, default 1e-6; opensim: solver accuracy, default 1e-5)")
     p.add_argument("--smoothness", type=float, default=0.1,
                    help="weight of the IK's temporal smoothness (acceleration) term at 50 Hz, scaled with the "
                         "frame rate; 0 = frame-by-frame IK as OpenSim's (default: %(default)s; jacobian backend)")
