@@ -18,8 +18,9 @@ end (the tool loads the model, reads the TRC, solves, writes the motion).
 simspine: each backend is timed end to end the same way (load the prepared model, solve from the
 in-memory markers, write the ``.mot``), and its solve alone (frames/s). Backends: ``jacobian``
 (default: Gauss-Newton on OpenSim's station Jacobians) and ``opensim`` (OpenSim's
-``InverseKinematicsSolver`` in-process), both frame by frame like the tool (no temporal
-smoothness term, which the ``simspine ik`` pipeline adds). Accuracy: mean per-frame marker RMS and the largest
+``InverseKinematicsSolver`` in-process), both frame by frame like the tool; one more row adds the
+temporal smoothness term at the weight the ``simspine ik`` pipeline uses (what that command
+costs). Accuracy: mean per-frame marker RMS and the largest
 marker error (against the markers given, noise included), and against the generating motion: the
 RMS error of L5_S1 flexion and the mean error of the 37 keypoints (FK of the solution vs the exact
 markers).
@@ -125,8 +126,9 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
     import opensim as osim
 
     from simspine.biomech.fk import CoordinateTable, coordinates_from_mot, run_fk
-    from simspine.biomech.ik import make_backend, write_ik_mot
+    from simspine.biomech.ik import make_backend, smoothness_for_rate, write_ik_mot
     from simspine.biomech.model import load_model
+    from simspine.biomech.pipeline import DEFAULT_SMOOTHNESS_50HZ
     from simspine.io.trc import write_trc
     from simspine.metrics import angle_rmse, mpjpe
 
@@ -139,13 +141,16 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
     # The tool's setup weighs its L5_S1_Flex_Ext task 0.1; simspine's default is 0.01. The
     # "jacobian, task 0.1" run uses the tool's weight, for a like-for-like accuracy column.
     pose2sim_task = [{"coordinate": "L5_S1_Flex_Ext", "value": 0.0, "weight": 0.1}]
-    runs = [("jacobian", "jacobian", None), ("jacobian-0.1", "jacobian", pose2sim_task)]
+    # "jacobian-smooth": what `simspine ik` runs (the temporal smoothness term at its default).
+    runs = [("jacobian", "jacobian", None, 0.0), ("jacobian-0.1", "jacobian", pose2sim_task, 0.0),
+            ("jacobian-smooth", "jacobian", None, smoothness_for_rate(DEFAULT_SMOOTHNESS_50HZ, markers.rate))]
     if not args.skip_opensim_backend:
-        runs.append(("opensim", "opensim", None))
-    for name, backend, tasks in runs:
+        runs.append(("opensim", "opensim", None, 0.0))
+    for name, backend, tasks, smoothness in runs:
         t0 = time.perf_counter()
         model = load_model(model_path)
-        res = make_backend(backend).solve(model, markers, coordinate_tasks=tasks, progress=False)
+        res = make_backend(backend, smoothness=smoothness).solve(model, markers, coordinate_tasks=tasks,
+                                                                  progress=False)
         write_ik_mot(res, td / f"{name}.mot")
         wall = time.perf_counter() - t0
         l5, kp = truth_errors(CoordinateTable(res.time, res.coordinate_names, res.values))
@@ -168,6 +173,7 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
 
 
 LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine jacobian, task weight 0.1",
+          "jacobian-smooth": "simspine jacobian + smoothness (simspine ik)",
           "opensim": "simspine opensim-solver", "tool": "OpenSim IK tool, Pose2Sim way"}
 
 
