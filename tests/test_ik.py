@@ -246,3 +246,19 @@ def test_any_heading(model_path):
     turned.xyz = turned.xyz @ rot_y.T
     res = JacobianIK().solve(str(model_path), turned, coordinate_tasks=[])
     assert np.mean(res.rms) < 1e-3
+
+
+def test_resume_state_file(tmp_path):
+    """The resume record: stages of the same input are kept; another input, or a damaged or
+    missing file, means starting over (never a crash)."""
+    from simspine.biomech.pipeline import read_state
+
+    p = tmp_path / ".ik_state.json"
+    assert read_state(p, "k1") == {"input": "k1"}
+    p.write_text(json.dumps({"input": "k1", "scaled": True, "ik": True}))
+    assert read_state(p, "k1") == {"input": "k1", "scaled": True, "ik": True}
+    assert read_state(p, "k2") == {"input": "k2"}
+    p.write_text('{"input": "k1", "scal')
+    assert read_state(p, "k1") == {"input": "k1"}
+    p.write_text("[1, 2]")
+    assert read_state(p, "k1") == {"input": "k1"}

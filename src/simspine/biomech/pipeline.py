@@ -76,6 +76,16 @@ def _input_hash(markers: Trajectories, options: dict) -> str:
     return h.hexdigest()[:20]
 
 
+def read_state(path: Path, key: str) -> dict:
+    """The stages finished for input ``key`` according to the resume file ``path``; a missing,
+    unreadable or other-input file means none (start over rather than fail)."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"input": key}
+    return state if isinstance(state, dict) and state.get("input") == key else {"input": key}
+
+
 def write_rotations(rots, out_dir: Path) -> tuple[Path, Path]:
     """``rotations.csv`` (one row per frame) and ``rotations.npz`` (arrays + metadata)."""
     seg_cols = [f"{b}_{lab}_deg" for b, _ in SPINE_SEGMENTS for lab in EULER_LABELS]
@@ -159,9 +169,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                    lumbar_coupling=lumbar_coupling, smoothness=smoothness)
     key = _input_hash(markers, options)
     state_path = out_dir / ".ik_state.json"
-    state = json.loads(state_path.read_text()) if resume and state_path.is_file() else {}
-    if state.get("input") != key:
-        state = {"input": key}
+    state = read_state(state_path, key) if resume else {"input": key}
     _say(progress, f"simspine ik: {markers.n_frames} frames, {len(markers.names)} markers -> {out_dir}")
 
     # 1. scaling
@@ -212,7 +220,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
 
     # 3. forward kinematics: keypoints and rotations
     t0 = time.perf_counter()
-    kp, rots = write_fk_outputs(kin, coords, out_dir)
+    kp, rots = write_fk_outputs(kin, coords, out_dir, progress=progress)
     timings["fk"] = time.perf_counter() - t0
     _say(progress, f"  FK: 37 keypoints and spine rotations ({timings['fk']:.1f} s)")
 
