@@ -207,3 +207,6 @@ def test_mot_with_unknown_or_non_finite_coordinates_is_refused(kin, tmp_path):
                     [[1.0, 2.0], [np.nan, 2.0]], in_degrees=True)
     with pytest.raises(InputError, match="nan.mot: non-finite coordinate values in: L5_S1_Flex_Ext"):
         coordinates_from_mot(nan, kin.coordinates)
+    empty = write_mot(tmp_path / "empty.mot", np.zeros(0), ["L5_S1_Flex_Ext"], np.zeros((0, 1)), in_degrees=True)
+    with pytest.raises(InputError, match="empty.mot: no frames"):
+        coordinates_from_mot(empty, kin.coordinates)

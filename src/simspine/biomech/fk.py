@@ -185,15 +185,17 @@ def coordinates_from_mot(path: str | os.PathLike, model_coords: Sequence[Coordin
     which columns are rotational comes from ``model_coords`` (default: the prepared model).
 
     Raises:
-        InputError (naming the file): a column that is not a coordinate of the model (a motion
-            of another model would pose this one wrongly), or non-finite values in a column of
-            a free coordinate.
+        InputError (naming the file): no frames, a column that is not a coordinate of the
+            model (a motion of another model would pose this one wrongly), or non-finite values
+            in a column of a free coordinate.
     """
     from simspine.io.mot import read_mot
 
     path = Path(path)
     table = read_mot(path)
     names, values = list(table.names), np.array(table.values, dtype=float)
+    if values.shape[0] == 0:
+        raise InputError(path, "no frames (no rows after the column labels)")
     coords = {c.name: c for c in (model_coords or coordinate_info(load_model()))}
     unknown = [n for n in names if n not in coords]
     if unknown:
