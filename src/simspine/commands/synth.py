@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 NAME = "synth"
 HELP = "write a synthetic Pose2Sim-style session (calibration, OpenPose JSON) plus ground truth"
@@ -68,10 +69,14 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from simspine.synth.session import synthesize
 
+    marker = Path(args.out) / "synth.json"
+    before = marker.stat().st_mtime_ns if marker.is_file() else None
     t0 = time.perf_counter()
     s = synthesize(args.out, synth_config(args))
     d = s.detections
-    print(f"wrote {args.out}: {s.truth.keypoints.n_frames} frames x {len(s.rig.cameras)} cameras ({s.rig.name}), "
+    # synthesize() leaves an identical complete session alone (resume); say which happened
+    verb = "kept identical session" if before is not None and marker.stat().st_mtime_ns == before else "wrote"
+    print(f"{verb} {args.out}: {s.truth.keypoints.n_frames} frames x {len(s.rig.cameras)} cameras ({s.rig.name}), "
           f"action {args.action}, subject {s.truth.subject.height_m:.2f} m, in {time.perf_counter() - t0:.1f} s")
     print(f"  2D: occluded {100 * d.occluded.mean():.1f}%, outliers {100 * d.outlier.mean():.1f}%, "
           f"not reported {100 * d.missed.mean():.1f}%, swapped {100 * d.swapped.mean():.2f}%")
