@@ -39,6 +39,20 @@ def test_prepared_model_is_stripped_and_has_37_markers(model_path):
     assert "L4_L5_Flex_Ext" not in free
 
 
+def test_coupler_constraints_read_once_for_fk_and_ik(model_path):
+    m = M.load_model(model_path)
+    m.initSystem()
+    cps = M.coupler_constraints(m)
+    assert len(cps) == 20
+    lumbar = [c for c in cps if c.dependent.startswith("L4_L5")]
+    assert len(lumbar) == 3
+    assert all(c.independent == ("L5_S1" + c.dependent[5:],) for c in lumbar)  # L4_L5_x follows L5_S1_x
+    # Every dependent coordinate is driven by exactly one coupler; the free ones by none.
+    dep = {c.name for c in M.coordinate_info(m) if c.dependent}
+    assert sorted(c.dependent for c in cps) == sorted(dep)
+    assert not dep & {c.name for c in M.free_coordinates(m)}
+
+
 def test_cache_reuses_file_and_options_change_key(tmp_path):
     p1 = M.prepare_model(cache_dir=tmp_path)
     mtime = p1.stat().st_mtime_ns

@@ -30,7 +30,13 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from simspine.biomech.model import CoordinateInfo, coordinate_info, load_model
+from simspine.biomech.model import (
+    CoordinateInfo,
+    coordinate_info,
+    coupler_constraints,
+    free_coordinates,
+    load_model,
+)
 from simspine.errors import InputError
 from simspine.skeletons import spinetrack37
 from simspine.trajectories import Trajectories
@@ -88,27 +94,12 @@ class Kinematics:
         ms = model.getMarkerSet()
         self.marker_names = [ms.get(i).getName() for i in range(ms.getSize())]
         self._markers = [ms.get(i) for i in range(ms.getSize())]
-        self._couplers = self._read_couplers()
+        self._couplers = coupler_constraints(model)
 
     @property
     def free_coordinates(self) -> list[CoordinateInfo]:
         """Independent, unlocked coordinates (names, ranges, defaults)."""
-        return [c for c in self.coordinates if not c.dependent and not c.locked]
-
-    def _read_couplers(self):
-        import opensim as osim
-
-        out = []
-        cs = self.model.getConstraintSet()
-        for i in range(cs.getSize()):
-            c = osim.CoordinateCouplerConstraint.safeDownCast(cs.get(i))
-            if c is None or not c.get_isEnforced():
-                continue
-            ind = c.getIndependentCoordinateNames()
-            names = [ind.get(k) for k in range(ind.getSize())]
-            scale = osim.PropertyHelper.getValueDouble(c.getPropertyByName("scale_factor"))
-            out.append((c.getDependentCoordinateName(), names, c.getFunction(), scale))
-        return out
+        return free_coordinates(self.model)
 
     def set_coordinates(self, values: Mapping[str, float]) -> None:
         """Set coordinates (rad / m) by name; others keep their values; couplers applied."""
@@ -119,11 +110,11 @@ class Kinematics:
             if c is None:
                 raise InputError(None, f"model has no coordinate {name!r}")
             c.setValue(self.state, float(v), False)
-        for dep, ind, fn, scale in self._couplers:
-            vec = osim.Vector(len(ind), 0.0)
-            for k, n in enumerate(ind):
+        for cp in self._couplers:
+            vec = osim.Vector(len(cp.independent), 0.0)
+            for k, n in enumerate(cp.independent):
                 vec.set(k, self._coord_objs[n].getValue(self.state))
-            self._coord_objs[dep].setValue(self.state, scale * fn.calcValue(vec), False)
+            self._coord_objs[cp.dependent].setValue(self.state, cp.scale * cp.function.calcValue(vec), False)
         self.model.realizePosition(self.state)
 
     def set_defaults(self) -> None:

@@ -53,7 +53,7 @@ from typing import Protocol
 
 import numpy as np
 
-from simspine.biomech.model import coordinate_info, load_model
+from simspine.biomech.model import coordinate_info, coupler_constraints, load_model
 from simspine.errors import InputError
 from simspine.skeletons import spinetrack37_info
 from simspine.trajectories import Trajectories
@@ -336,19 +336,14 @@ class _Kinematic:
         for k, i in enumerate(self.free):
             self.C[self.qidx[i], k] = 1.0
         self.dep: list[tuple[int, int, float, float]] = []  # (q dep, z index of independent, a, b)
-        ccs = model.getConstraintSet()
-        for i in range(ccs.getSize()):
-            c = osim.CoordinateCouplerConstraint.safeDownCast(ccs.get(i))
-            if c is None or not c.get_isEnforced():
-                continue
-            fn = osim.LinearFunction.safeDownCast(c.getFunction())
-            ind = c.getIndependentCoordinateNames()
-            if fn is None or ind.getSize() != 1 or ind.get(0) not in self.free_names:
-                raise InputError(None, f"constraint {c.getName()} is not a linear coupler on a free coordinate")
-            scale = osim.PropertyHelper.getValueDouble(c.getPropertyByName("scale_factor"))
-            a, b = fn.getSlope() * scale, fn.getIntercept() * scale
-            qd = self.qidx[self.names.index(c.getDependentCoordinateName())]
-            zk = self.free_names.index(ind.get(0))
+        for cp in coupler_constraints(model):
+            # Only linear couplers on one free coordinate can be eliminated as q = base + C z.
+            fn = osim.LinearFunction.safeDownCast(cp.function)
+            if fn is None or len(cp.independent) != 1 or cp.independent[0] not in self.free_names:
+                raise InputError(None, f"constraint {cp.name} is not a linear coupler on a free coordinate")
+            a, b = fn.getSlope() * cp.scale, fn.getIntercept() * cp.scale
+            qd = self.qidx[self.names.index(cp.dependent)]
+            zk = self.free_names.index(cp.independent[0])
             self.C[qd, zk] = a
             self.dep.append((qd, zk, a, b))
         other = [i for i, c in enumerate(info) if c.dependent and self.qidx[i] not in {d[0] for d in self.dep}]

@@ -109,6 +109,21 @@ class CoordinateInfo:
     locked: bool
 
 
+@dataclass(frozen=True)
+class Coupler:
+    """One enforced CoordinateCouplerConstraint: ``dependent = scale * function(independent...)``.
+
+    ``function`` is the constraint's ``opensim.Function`` (owned by the model: keep the model
+    alive while using it); ``scale`` is the constraint's ``scale_factor``.
+    """
+
+    name: str
+    dependent: str
+    independent: tuple[str, ...]
+    function: object
+    scale: float
+
+
 def pose2sim_setup_dir() -> Path:
     """Folder ``Pose2Sim/OpenSim_Setup`` of the installed pose2sim package."""
     try:
@@ -381,3 +396,22 @@ def coordinate_info(model) -> list[CoordinateInfo]:
 def free_coordinates(model) -> list[CoordinateInfo]:
     """The independent, unlocked coordinates (what IK solves for / a motion generator drives)."""
     return [c for c in coordinate_info(model) if not c.dependent and not c.locked]
+
+
+def coupler_constraints(model) -> list[Coupler]:
+    """The enforced CoordinateCouplerConstraints of ``model`` (an ``opensim.Model``), in order."""
+    import opensim as osim
+
+    out = []
+    cs = model.getConstraintSet()
+    for i in range(cs.getSize()):
+        c = osim.CoordinateCouplerConstraint.safeDownCast(cs.get(i))
+        if c is None or not c.get_isEnforced():
+            continue
+        ind = c.getIndependentCoordinateNames()
+        out.append(Coupler(
+            name=c.getName(), dependent=c.getDependentCoordinateName(),
+            independent=tuple(ind.get(k) for k in range(ind.getSize())), function=c.getFunction(),
+            scale=osim.PropertyHelper.getValueDouble(c.getPropertyByName("scale_factor")),
+        ))
+    return out
