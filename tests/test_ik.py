@@ -16,6 +16,7 @@ from simspine.biomech.scaling import generic_stature, scale_model, scale_subject
 from simspine.errors import InputError
 from simspine.io.mot import read_mot
 from simspine.io.trc import read_trc, write_trc
+from simspine.trajectories import Trajectories
 
 L5 = ("L5_S1_Flex_Ext", "L5_S1_Lat_Bending", "L5_S1_axial_rotation")
 
@@ -145,6 +146,38 @@ def test_solve_trials_pool(model_path, tmp_path):
     res = solve_trials(jobs, workers=2, progress=False)
     assert len(res) == 2 and np.allclose(res[0].values, res[1].values)
     assert (tmp_path / "b.mot").is_file()
+
+
+def test_solve_trials_resumes_finished_trials(model_path, tmp_path, monkeypatch):
+    import simspine.biomech.ik as ik_mod
+
+    calls, real_run_job = [], ik_mod.run_job
+
+    def counting_run_job(job):
+        calls.append(job.out_mot)
+        return real_run_job(job)
+
+    monkeypatch.setattr(ik_mod, "run_job", counting_run_job)
+    kin, _, traj, _ = make_subject(model_path, tmp_path, 1.75, 11, n=4)
+    mots = [tmp_path / "a.mot", tmp_path / "b.mot"]
+    jobs = [IKJob(str(model_path), traj, out_mot=str(m)) for m in mots]
+    first = solve_trials(jobs, workers=1, progress=False)
+    assert len(calls) == 2
+    stamps = [m.stat().st_mtime_ns for m in mots]
+    # Second call: nothing solved, files untouched, same coordinates read back from the files.
+    again = solve_trials(jobs, workers=2, progress=False)
+    assert len(calls) == 2 and [m.stat().st_mtime_ns for m in mots] == stamps
+    for r0, r1 in zip(first, again, strict=True):
+        assert r1.meta["resumed_from"] and r1.coordinate_names == r0.coordinate_names
+        assert np.allclose(r1.values, r0.values, rtol=0, atol=1e-9) and np.allclose(r1.time, r0.time)
+    # A .mot made from other markers (here: fewer frames) is stale and is solved again.
+    fewer = Trajectories(traj.time[:3], traj.names, traj.xyz[:3], traj.conf[:3], traj.frame)
+    short = IKJob(str(model_path), fewer, out_mot=str(mots[0]))
+    solve_trials([short], progress=False)
+    assert len(calls) == 3 and len(read_mot(mots[0]).time) == 3
+    # overwrite=True solves even a finished trial.
+    solve_trials([jobs[1]], progress=False, overwrite=True)
+    assert len(calls) == 4
 
 
 def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):

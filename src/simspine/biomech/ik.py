@@ -37,7 +37,8 @@ flexion RMSE from 0.71 to 0.56 deg; on exact markers it costs ~0.15 mm of marker
 pipeline uses 0.1 at 50 Hz, scaled with the frame rate (:func:`smoothness_for_rate`).
 
 Both return an :class:`IKResult` (all model coordinates per frame, per-marker errors, per-frame
-RMS and max error). :func:`solve_trials` runs many trials in a process pool. A batched (PyTorch)
+RMS and max error). :func:`solve_trials` runs many trials in a process pool and skips
+trials whose ``.mot`` a previous (interrupted) run already wrote. A batched (PyTorch)
 backend can implement the same protocol.
 """
 
@@ -678,28 +679,74 @@ def run_job(job: IKJob) -> IKResult:
     return res
 
 
-def solve_trials(jobs: Sequence[IKJob], workers: int = 1, progress: bool = True) -> list[IKResult]:
-    """Solve trials in a process pool of ``workers`` processes (in order of ``jobs``).
+def finished_result(job: IKJob, _info_cache: dict | None = None) -> IKResult | None:
+    """The result a previous run left in ``job.out_mot``, or None when it must be solved.
+
+    The ``.mot`` is written atomically, so a file that exists is whole; it counts as this job's
+    output when it is a simspine IK table with the model's coordinates and the trial's times
+    (a stale file from other markers or another model is solved again). The returned result
+    holds the coordinates only: no marker errors (``marker_names`` empty, ``rms``/``max`` NaN),
+    ``meta["resumed_from"]`` names the file.
+    """
+    if not job.out_mot or not Path(job.out_mot).is_file():
+        return None
+    from simspine.io.mot import read_mot
+
+    try:
+        table = read_mot(job.out_mot)
+    except InputError:
+        return None
+    time = np.asarray(job.markers.time, float)
+    if table.meta.get("name") != "simspine_ik" or table.time.shape != time.shape \
+            or not np.allclose(table.time, time, rtol=0.0, atol=1e-9 + 1e-11 * np.abs(time).max(initial=0.0)):
+        return None
+    cache = {} if _info_cache is None else _info_cache
+    if job.model_path not in cache:
+        cache[job.model_path] = coordinate_info(load_model(job.model_path))
+    info = cache[job.model_path]
+    if table.names != [c.name for c in info]:
+        return None
+    rotational = np.array([c.rotational for c in info])
+    values = table.values.copy()
+    if table.in_degrees:
+        values[:, rotational] = np.deg2rad(values[:, rotational])
+    T = len(time)
+    return IKResult(table.time, list(table.names), values, rotational, [], np.empty((T, 0)),
+                    np.full(T, np.nan), np.full(T, np.nan), np.zeros(T, dtype=int), job.backend,
+                    float("nan"), {"resumed_from": str(job.out_mot)})
+
+
+def solve_trials(jobs: Sequence[IKJob], workers: int = 1, progress: bool = True,
+                 overwrite: bool = False) -> list[IKResult]:
+    """Solve trials in a process pool of ``workers`` processes (results in the order of ``jobs``).
 
     Each worker loads its own OpenSim model (models are not shared between processes). With
-    ``workers <= 1`` the trials run in this process.
+    ``workers <= 1`` the trials run in this process. Resumable: a job whose ``out_mot`` already
+    holds its result (see :func:`finished_result`) is not solved again unless ``overwrite``; its
+    result is read back from the file (coordinates only).
     """
     jobs = list(jobs)
-    if workers <= 1 or len(jobs) <= 1:
-        out = []
+    out: list[IKResult | None] = [None] * len(jobs)
+    if not overwrite:
+        cache: dict = {}
         for i, job in enumerate(jobs):
+            out[i] = finished_result(job, cache)
+            if out[i] is not None and progress:
+                print(f"trial {i + 1}/{len(jobs)}: {job.out_mot} exists, skipped")
+    todo = [i for i in range(len(jobs)) if out[i] is None]
+    if workers <= 1 or len(todo) <= 1:
+        for i in todo:
             t0 = _time.perf_counter()
-            out.append(run_job(job))
+            out[i] = run_job(jobs[i])
             if progress:
-                print(f"trial {i + 1}/{len(jobs)}: {job.markers.n_frames} frames in {_time.perf_counter() - t0:.1f} s")
+                print(f"trial {i + 1}/{len(jobs)}: {jobs[i].markers.n_frames} frames in {_time.perf_counter() - t0:.1f} s")
         return out
     import multiprocessing as mp
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-        futs = [ex.submit(run_job, j) for j in jobs]
-        out = []
-        for i, f in enumerate(futs):
-            out.append(f.result())
+        futs = {i: ex.submit(run_job, jobs[i]) for i in todo}
+        for i, f in futs.items():
+            out[i] = f.result()
             if progress:
                 print(f"trial {i + 1}/{len(jobs)} done ({jobs[i].markers.n_frames} frames)")
         return out
