@@ -28,6 +28,10 @@ markers).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -51,6 +55,39 @@ def add_arguments(p) -> None:
                         "0: no such trial)")
     p.add_argument("--skip-tool", action="store_true", help="do not run OpenSim's IK tool")
     p.add_argument("--skip-opensim-backend", action="store_true", help="do not run simspine's opensim backend")
+
+
+@contextlib.contextmanager
+def _quiet_c_stdout():
+    """Send what C/C++ code writes to stdout (fd 1) to a temporary file while the block runs.
+
+    OpenSim's IK tool prints the model summary (coordinates, forces, ... markers) with
+    ``std::cout``, whatever the Logger level, so only the file descriptor can silence it. Logged
+    warnings and errors in the captured text are passed on to stderr; on an exception everything
+    captured is.
+    """
+    sys.stdout.flush()
+    libc = ctypes.CDLL(None)
+    saved = os.dup(1)
+    failed = False
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        os.dup2(f.fileno(), 1)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stdout.flush()
+            libc.fflush(None)  # C stdio's buffer (std::cout goes through it) into the file first
+            os.dup2(saved, 1)
+            os.close(saved)
+            f.seek(0)
+            text = f.read().decode("utf-8", "replace")
+            keep = [ln for ln in text.splitlines()
+                    if failed or ln.lstrip().lower().startswith(("[warning]", "[error]", "[critical]"))]
+            if keep:
+                print("\n".join(keep), file=sys.stderr, flush=True)
 
 
 def _full_model_with_markers(out: Path) -> Path:
@@ -163,7 +200,8 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
         setup = _pose2sim_setup(full, trc, mot, float(markers.time[0]), float(markers.time[-1]), td / "ik_setup.xml")
         osim.Logger.setLevelString("warn")
         t0 = time.perf_counter()
-        osim.InverseKinematicsTool(str(setup)).run()
+        with _quiet_c_stdout():  # the tool prints the model summary with std::cout
+            osim.InverseKinematicsTool(str(setup)).run()
         wall = time.perf_counter() - t0
         rms, mx = _tool_errors(td)
         l5, kp = truth_errors(coordinates_from_mot(mot, kin.coordinates))
