@@ -121,3 +121,29 @@ def test_merge_trc_names_and_errors():
         merge_markers(p, Trajectories(t, ["Foo"], np.zeros((50, 1, 3)), frame=FRAME))
     with pytest.raises(InputError, match=r"\(T, 32 or 17, 3\)"):
         h36m_trajectories(np.zeros((5, 20, 3)))
+
+
+def test_other_layouts_hip_and_neck_do_not_drive_spinetrack_markers(tmp_path):
+    # Halpe-26's "Hip" (pelvis centre) and "Neck" (between the shoulders) are not SpineTrack-37's
+    # sacrum and C7: a body-detector session must not feed them into those markers.
+    from simspine.io.npz import read_trajectories_npz, write_trajectories_npz
+    from simspine.multiview.merge import MergeOptions
+    from simspine.pipeline import _pseudo_only
+    from simspine.skeletons import model_marker_names
+
+    names = ["Nose", "LShoulder", "RShoulder", "Hip", "Neck", "Head", "LHip", "RHip"]
+    t = np.arange(5) / 50.0
+    xyz = np.random.default_rng(0).normal(size=(5, len(names), 3))
+    assert model_marker_names(names, "HALPE_26") == ["Nose", "LShoulder", "RShoulder", "LHip", "RHip", "Head"]
+    assert "Hip" in model_marker_names(names, "SpineTrack-37")
+    halpe = Trajectories(t, names, xyz, meta={"skeleton": "HALPE_26"})
+    # the layout survives the stage files, so a resumed run decides the same way
+    write_trajectories_npz(tmp_path / "f.npz", halpe)
+    halpe = read_trajectories_npz(tmp_path / "f.npz")
+    only = _pseudo_only(halpe, MergeOptions(), tmp_path)
+    assert "Hip" not in only.names and "Neck" not in only.names and "LHip" in only.names
+    trusted = Trajectories(t, ["LKnee"], xyz[:, :1])
+    merged = merge_markers(halpe, trusted)
+    sk = spinetrack37()
+    assert np.isnan(merged.xyz[:, sk.index("Hip")]).all() and np.isnan(merged.xyz[:, sk.index("Neck")]).all()
+    assert np.allclose(merged.xyz[:, sk.index("LHip")], xyz[:, names.index("LHip")])

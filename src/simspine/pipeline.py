@@ -319,9 +319,9 @@ def _json_default(v):
 def _pseudo_only(filtered: Trajectories, o: MergeOptions, source) -> Trajectories:
     """Markers without trusted ones: the filtered keypoints that carry model marker names
     (``source``, the session, is named in the error when none does)."""
-    from simspine.skeletons import spinetrack37
+    from simspine.skeletons import model_marker_names
 
-    names = [n for n in spinetrack37().names if n in filtered.names]
+    names = model_marker_names(filtered.names, filtered.meta.get("skeleton", "SpineTrack-37"))
     if not names:
         raise InputError(source, "none of the triangulated keypoints has a SpineTrack-37 name "
                                f"({', '.join(filtered.names[:5])}, ...); cannot build model markers")

@@ -189,3 +189,22 @@ def h36m_to_spinetrack(joints: np.ndarray, layout: Skeleton | None = None) -> np
     for src, dst in H36M_TO_SPINETRACK.items():
         out[..., st.index(dst), :] = joints[..., layout.index(src), :]
     return out
+
+
+#: Names that other 2D layouts (Pose2Sim's HALPE_26, BODY_25, ...) share with SpineTrack-37 but put
+#: elsewhere: their "Hip" is the pelvis centre between the hip joints and their "Neck" the point
+#: between the shoulders, whereas SpineTrack-37's are the sacrum (S1) and C7. On the model the two
+#: definitions lie about 12 cm (Hip) and 5.5 cm (Neck) apart (Pose2Sim's Markers_Halpe26.xml vs
+#: spinetrack37.json), so such points must not drive SpineTrack-37 markers.
+SAME_NAME_OTHER_POINT: tuple[str, ...] = ("Hip", "Neck")
+
+
+def model_marker_names(names, skeleton: str | None) -> list[str]:
+    """The SpineTrack-37 names among ``names`` (in SpineTrack-37 order) that mean the SpineTrack point.
+
+    ``skeleton`` names the layout ``names`` come from; for any layout other than SpineTrack-37
+    (or an unknown one) the names of :data:`SAME_NAME_OTHER_POINT` are left out.
+    """
+    ours = (skeleton or "").replace("-", "").replace("_", "").lower() == "spinetrack37"
+    have = set(names)
+    return [n for n in spinetrack37().names if n in have and (ours or n not in SAME_NAME_OTHER_POINT)]

@@ -29,7 +29,7 @@ import numpy as np
 
 from simspine.errors import InputError
 from simspine.multiview.filtering import fill_gaps, finite_runs
-from simspine.skeletons import H36M_TO_SPINETRACK, h36m17, h36m32, spinetrack37
+from simspine.skeletons import H36M_TO_SPINETRACK, h36m17, h36m32, model_marker_names, spinetrack37
 from simspine.trajectories import Trajectories
 
 
@@ -181,7 +181,8 @@ def merge_markers(pseudo: Trajectories, trusted: Trajectories, correspondence: d
     conf = np.zeros((T, M))
     source = np.zeros((T, M), dtype=np.int8)  # 0 none, 1 trusted, 2 pseudo, 3 filled
     # pseudo keypoints on the trusted clock
-    common = [n for n in names if n in pseudo.names]
+    usable = set(model_marker_names(pseudo.names, pseudo.meta.get("skeleton", "SpineTrack-37")))
+    common = [n for n in names if n in pseudo.names and (n in usable or n not in spinetrack37().names)]
     if common and pseudo.n_frames > 0:
         sub = pseudo.select(common)
         p_xyz, p_conf = resample(sub, time, max_gap_s=max(o.fill_horizon_s, 1.5 / pseudo.rate
