@@ -145,7 +145,8 @@ H36M17_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 
 def _mirror(names: tuple[str, ...]) -> tuple[int, ...]:
     out = []
     for i, n in enumerate(names):
-        m = {"L": "R", "R": "L"}.get(n[:1]) if n[:2] not in ("Le",) else None
+        # "LHip" <-> "RHip"; a name only mirrors when an upper-case letter follows the L/R
+        m = {"L": "R", "R": "L"}.get(n[:1])
         other = (m + n[1:]) if m and n[1:2].isupper() else None
         out.append(names.index(other) if other in names else i)
     return tuple(out)
