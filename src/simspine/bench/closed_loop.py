@@ -24,14 +24,15 @@ OUTLIER_RATES = (0.0, 0.05, 0.2)
 
 
 def add_arguments(p) -> None:
+    from simspine.commands._args import fraction, nonneg_float, nonneg_int, positive_float
     from simspine.synth.motion import ACTIONS
 
     p.add_argument("--workdir", default="simspine_closed_loop", help="where sessions and results go (default: %(default)s)")
     p.add_argument("--action", default="pickup", choices=ACTIONS, help="action (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=4.0, help="session length in s (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--noise", type=float, nargs="+", default=list(NOISES_PX), help="2D noise levels, px")
-    p.add_argument("--outliers", type=float, nargs="+", default=list(OUTLIER_RATES), help="outlier rates (0-1)")
+    p.add_argument("--seconds", type=positive_float, default=4.0, help="session length in s (default: %(default)s)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--noise", type=nonneg_float, nargs="+", default=list(NOISES_PX), help="2D noise levels, px")
+    p.add_argument("--outliers", type=fraction, nargs="+", default=list(OUTLIER_RATES), help="outlier rates (0-1)")
     p.add_argument("--no-jitter", action="store_true", help="no marker-placement jitter in the generator")
 
 
@@ -109,6 +110,9 @@ HEADERS = ["noise px", "outliers %", "spine tri mm", "spine model mm", "tri/mode
 
 
 def run(args) -> int:
+    from simspine.fileio import ensure_out_dir
+
+    ensure_out_dir(args.workdir)
     results = sweep(args.workdir, args.action, args.seconds, args.seed, args.noise, args.outliers,
                     0.0 if args.no_jitter else 0.01)
     print(f"\nclosed loop: {args.action}, {args.seconds:g} s at 50 Hz, Human3.6M cameras, seed {args.seed}, "

@@ -46,11 +46,13 @@ HELP = "IK frames/s and accuracy: simspine (jacobian, opensim solver) vs OpenSim
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--frames", type=int, default=500, help="trial length in frames at 50 Hz (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random motion and noise seed (default %(default)s)")
-    p.add_argument("--noise-mm", type=float, default=10.0,
+    from simspine.commands._args import fraction, nonneg_float, nonneg_int, positive_int
+
+    p.add_argument("--frames", type=positive_int, default=500, help="trial length in frames at 50 Hz (default %(default)s)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random motion and noise seed (default %(default)s)")
+    p.add_argument("--noise-mm", type=nonneg_float, default=10.0,
                    help="Gaussian marker noise per axis of the noisy trials, mm (default %(default)s; 0: exact only)")
-    p.add_argument("--missing", type=float, default=0.2,
+    p.add_argument("--missing", type=fraction, default=0.2,
                    help="fraction of markers missing at random per frame in the last trial (default %(default)s; "
                         "0: no such trial)")
     p.add_argument("--skip-tool", action="store_true", help="do not run OpenSim's IK tool")

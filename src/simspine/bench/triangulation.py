@@ -36,14 +36,16 @@ HELP = "robust triangulation vs aniposelib (DLT and RANSAC): points/s and MPJPE"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--frames", type=int, default=10000, help="frames (37 keypoints each; default %(default)s)")
-    p.add_argument("--noise-px", type=float, default=2.0, help="Gaussian pixel noise, std (default %(default)s)")
-    p.add_argument("--outliers", type=float, default=0.05,
+    from simspine.commands._args import fraction, nonneg_float, nonneg_int, positive_int
+
+    p.add_argument("--frames", type=positive_int, default=10000, help="frames (37 keypoints each; default %(default)s)")
+    p.add_argument("--noise-px", type=nonneg_float, default=2.0, help="Gaussian pixel noise, std (default %(default)s)")
+    p.add_argument("--outliers", type=fraction, default=0.05,
                    help="share of 2D observations moved 50-200 px (default %(default)s)")
-    p.add_argument("--ransac-points", type=int, default=500,
+    p.add_argument("--ransac-points", type=positive_int, default=500,
                    help="points given to aniposelib's triangulate_ransac (default %(default)s)")
     p.add_argument("--subject", default="S9", help="Human3.6M subject whose cameras are used (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
 
 
 def make_data(cameras, frames: int, noise_px: float, outliers: float, seed: int = 0, keypoints: int = 37):

@@ -15,6 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from simspine.commands._args import fraction, nonneg_float, nonneg_int, positive_float, positive_int
     from simspine.commands.triangulate import add_triangulation_arguments
     from simspine.multiview.filtering import FilterOptions
     from simspine.multiview.merge import MergeOptions
@@ -24,20 +25,20 @@ def add_arguments(p) -> None:
     add_triangulation_arguments(p)
     f, m = FilterOptions(), MergeOptions()
     g = p.add_argument_group("filtering")
-    g.add_argument("--cutoff", type=float, default=f.cutoff_hz,
+    g.add_argument("--cutoff", type=nonneg_float, default=f.cutoff_hz,
                    help="Butterworth cutoff in Hz, 0 for none (default: %(default)s; gain 0.5 there, zero phase)")
-    g.add_argument("--order", type=int, default=f.order, help="Butterworth order per pass (default: %(default)s)")
-    g.add_argument("--max-gap", type=int, default=f.max_gap, help="longest gap filled, frames (default: %(default)s)")
+    g.add_argument("--order", type=positive_int, default=f.order, help="Butterworth order per pass (default: %(default)s)")
+    g.add_argument("--max-gap", type=nonneg_int, default=f.max_gap, help="longest gap filled, frames (default: %(default)s)")
     g.add_argument("--hampel", action="store_true", help="remove spikes with a Hampel filter first")
     g = p.add_argument_group("merge")
     g.add_argument("--trusted", default=None, help="trusted body markers: .trc, or Human3.6M joints .npy/.npz")
-    g.add_argument("--trusted-rate", type=float, default=50.0, help="rate of .npy/.npz joints, Hz (default: %(default)s)")
+    g.add_argument("--trusted-rate", type=positive_float, default=50.0, help="rate of .npy/.npz joints, Hz (default: %(default)s)")
     g.add_argument("--trusted-units", choices=("mm", "m"), default="mm", help="units of .npy/.npz joints (default: mm)")
-    g.add_argument("--pseudo-conf", type=float, default=m.pseudo_conf,
+    g.add_argument("--pseudo-conf", type=fraction, default=m.pseudo_conf,
                    help="confidence of triangulated keypoints relative to trusted markers (default: %(default)s)")
     g = p.add_argument_group("model")
-    g.add_argument("--mass", type=float, default=70.0, help="subject mass in kg (default: %(default)s)")
-    g.add_argument("--height", type=float, default=None, help="subject height in m, if known")
+    g.add_argument("--mass", type=positive_float, default=70.0, help="subject mass in kg (default: %(default)s)")
+    g.add_argument("--height", type=positive_float, default=None, help="subject height in m, if known")
     g.add_argument("--ik-backend", default="jacobian", help="IK backend (default: %(default)s)")
     g.add_argument("--front-end-only", action="store_true", help="stop after the merge (no scaling/IK/FK)")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage")
@@ -46,10 +47,12 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from simspine.commands.triangulate import triangulation_options
+    from simspine.fileio import ensure_out_dir
     from simspine.multiview.filtering import FilterOptions
     from simspine.multiview.merge import MergeOptions
     from simspine.pipeline import annotate, format_summary
 
+    ensure_out_dir(args.out)
     res = annotate(args.session, args.out, trusted=args.trusted, trusted_rate_hz=args.trusted_rate,
                    trusted_units=args.trusted_units, calibration=args.calibration, fps=args.fps,
                    triangulation=triangulation_options(args),

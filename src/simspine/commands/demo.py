@@ -27,7 +27,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from simspine.demo import print_tables, run_demo
+    from simspine.fileio import ensure_out_dir
 
+    ensure_out_dir(args.out)
     t0 = time.perf_counter()
     cfg = synth_config(args)
     print(f"simspine demo: {cfg.action}, {cfg.seconds:g} s at {cfg.fps:g} Hz, rig {cfg.rig}, seed {cfg.seed} "

@@ -26,7 +26,9 @@ def run(args) -> int:
 
     from simspine.biomech.fk import Kinematics, coordinates_from_mot
     from simspine.biomech.pipeline import write_fk_outputs
+    from simspine.fileio import ensure_out_dir
 
+    ensure_out_dir(args.out)
     t0 = time.perf_counter()
     kin = Kinematics(args.model)
     table = coordinates_from_mot(args.motion, kin.coordinates)

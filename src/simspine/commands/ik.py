@@ -15,16 +15,18 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from simspine.commands._args import nonneg_float, positive_float
+
     p.add_argument("markers", help="marker trajectories (.trc, SpineTrack-37 names, OpenSim frame)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--height", type=float, default=None,
+    p.add_argument("--height", type=positive_float, default=None,
                    help="subject height in metres (checked against the marker-based estimate)")
-    p.add_argument("--mass", type=float, default=70.0, help="subject mass in kg (default: %(default)s)")
+    p.add_argument("--mass", type=positive_float, default=70.0, help="subject mass in kg (default: %(default)s)")
     p.add_argument("--backend", choices=["jacobian", "opensim"], default="jacobian",
                    help="IK engine: Gauss-Newton on OpenSim Jacobians (default) or OpenSim's IK solver")
-    p.add_argument("--accuracy", type=float, default=None,
+    p.add_argument("--accuracy", type=positive_float, default=None,
                    help="IK accuracy (jacobian: step tolerance, default 1e-6; opensim: solver accuracy, default 1e-5)")
-    p.add_argument("--smoothness", type=float, default=0.1,
+    p.add_argument("--smoothness", type=nonneg_float, default=0.1,
                    help="weight of the IK's temporal smoothness (acceleration) term at 50 Hz, scaled with the "
                         "frame rate; 0 = frame-by-frame IK as OpenSim's (default: %(default)s; jacobian backend)")
     p.add_argument("--spine-placement", choices=["published", "body_centroid"], default="published",
@@ -38,7 +40,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.fileio import ensure_out_dir
 
+    ensure_out_dir(args.out)
     run_ik_pipeline(args.markers, args.out, height=args.height, mass=args.mass, backend=args.backend,
                     accuracy=args.accuracy, resume=not args.no_resume, progress=True,
                     spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from simspine.commands._args import fraction, fraction_below_one, nonneg_float, nonneg_int, positive_float
+
 NAME = "synth"
 HELP = "write a synthetic Pose2Sim-style session (calibration, OpenPose JSON) plus ground truth"
 DESCRIPTION = (
@@ -19,10 +21,10 @@ DESCRIPTION = (
 def add_detector_arguments(p) -> None:
     """Detector options shared with ``simspine demo`` and the closed-loop benchmark."""
     g = p.add_argument_group("simulated detector")
-    g.add_argument("--noise-px", type=float, default=3.0, help="Gaussian pixel noise SD (default: %(default)s)")
-    g.add_argument("--outlier-rate", type=float, default=0.05, help="share of gross outliers (default: %(default)s)")
-    g.add_argument("--miss-rate", type=float, default=0.01, help="share of missed detections (default: %(default)s)")
-    g.add_argument("--swap-rate", type=float, default=0.005,
+    g.add_argument("--noise-px", type=nonneg_float, default=3.0, help="Gaussian pixel noise SD (default: %(default)s)")
+    g.add_argument("--outlier-rate", type=fraction, default=0.05, help="share of gross outliers (default: %(default)s)")
+    g.add_argument("--miss-rate", type=fraction, default=0.01, help="share of missed detections (default: %(default)s)")
+    g.add_argument("--swap-rate", type=fraction, default=0.005,
                    help="left/right swap probability per pair, camera and frame (default: %(default)s)")
     g.add_argument("--no-occlusion", action="store_true", help="no self-occlusion")
     g.add_argument("--body-only", action="store_true", help="a body detector: no spine keypoints (ids 26-36)")
@@ -39,15 +41,15 @@ def add_session_arguments(p, seconds: float = 4.0) -> None:
     from simspine.synth.motion import ACTIONS
 
     p.add_argument("--action", default="walking", choices=ACTIONS, help="action (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=seconds, help="duration in seconds (default: %(default)s)")
-    p.add_argument("--fps", type=float, default=50.0, help="frame rate in Hz (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seconds", type=positive_float, default=seconds, help="duration in seconds (default: %(default)s)")
+    p.add_argument("--fps", type=positive_float, default=50.0, help="frame rate in Hz (default: %(default)s)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--rig", default="h36m",
                    help="'h36m', 'h36m:S5' (a subject's cameras) or a calibration file (default: %(default)s)")
-    p.add_argument("--height", type=float, default=None, help="subject height in m (default: random 1.5-1.95)")
-    p.add_argument("--jitter-mm", type=float, default=10.0,
+    p.add_argument("--height", type=positive_float, default=None, help="subject height in m (default: random 1.5-1.95)")
+    p.add_argument("--jitter-mm", type=nonneg_float, default=10.0,
                    help="RMS marker-placement jitter of the generator's model in mm (default: %(default)s)")
-    p.add_argument("--proportions", type=float, default=0.05,
+    p.add_argument("--proportions", type=fraction_below_one, default=0.05,
                    help="per-segment proportion variation, +- fraction (default: %(default)s)")
     p.add_argument("--heading", type=float, default=None, help="facing direction in degrees (default: random)")
 
@@ -67,8 +69,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from simspine.fileio import ensure_out_dir
     from simspine.synth.session import synthesize
 
+    ensure_out_dir(args.out)
     marker = Path(args.out) / "synth.json"
     before = marker.stat().st_mtime_ns if marker.is_file() else None
     t0 = time.perf_counter()

@@ -19,17 +19,18 @@ DESCRIPTION = (
 
 def add_triangulation_arguments(p) -> None:
     """Options shared with ``simspine annotate``."""
+    from simspine.commands._args import fraction, positive_float
     from simspine.multiview.triangulation import TriangulationOptions
 
     d = TriangulationOptions()
     g = p.add_argument_group("triangulation")
     g.add_argument("--calibration", default=None, help="calibration file to use instead of SESSION/calibration/")
-    g.add_argument("--fps", type=float, default=None, help="frame rate (default: Config.toml, video, else 30)")
-    g.add_argument("--conf-threshold", type=float, default=d.conf_threshold,
+    g.add_argument("--fps", type=positive_float, default=None, help="frame rate (default: Config.toml, video, else 30)")
+    g.add_argument("--conf-threshold", type=fraction, default=d.conf_threshold,
                    help="ignore 2D points under this confidence (default: %(default)s)")
-    g.add_argument("--reproj-threshold", type=float, default=d.reproj_threshold_px,
+    g.add_argument("--reproj-threshold", type=positive_float, default=d.reproj_threshold_px,
                    help="drop views whose reprojection error exceeds this, px (default: %(default)s)")
-    g.add_argument("--huber", type=float, default=d.huber_delta_px,
+    g.add_argument("--huber", type=positive_float, default=d.huber_delta_px,
                    help="Huber threshold of the refinement, px (default: %(default)s)")
     g.add_argument("--no-consistency", action="store_true", help="skip the pair-hypothesis consistency step")
 
@@ -48,8 +49,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from simspine.fileio import ensure_out_dir
     from simspine.multiview.reconstruct import format_report, triangulate_session, write_triangulation
 
+    ensure_out_dir(args.out)
     t0 = time.perf_counter()
     from simspine.io.session import load_session
 
