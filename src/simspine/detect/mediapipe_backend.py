@@ -1,0 +1,111 @@
+"""MediaPipe BlazePose (``mediapipe==0.10.21``, full model bundled in the wheel) → SpineTrack-37.
+
+BlazePose gives 33 landmarks; the SpineTrack-37 points that correspond are filled, everything else
+(Head, Neck, Hip, small toes, the spine points) stays 0, 0, 0. SpineTrack's ``Hip`` is the sacrum,
+not the pelvis centre, and its ``Neck`` is C7, not the mid-shoulders, so neither is synthesised from
+BlazePose's hips or shoulders. Confidence is the landmark's visibility.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simspine.errors import InputError
+
+INSTALL = 'pip install -e ".[mediapipe]" && pip install --no-deps mediapipe==0.10.21'
+
+# SpineTrack-37 name -> BlazePose landmark index (mp.solutions.pose.PoseLandmark). Eyes are the eye
+# centres (2, 5), not the inner/outer corners; BlazePose's "foot index" is the tip of the big toe.
+BLAZEPOSE_TO_SPINETRACK: dict[str, int] = {
+    "Nose": 0,
+    "LEye": 2, "REye": 5,
+    "LEar": 7, "REar": 8,
+    "LShoulder": 11, "RShoulder": 12,
+    "LElbow": 13, "RElbow": 14,
+    "LWrist": 15, "RWrist": 16,
+    "LHip": 23, "RHip": 24,
+    "LKnee": 25, "RKnee": 26,
+    "LAnkle": 27, "RAnkle": 28,
+    "LHeel": 29, "RHeel": 30,
+    "LBigToe": 31, "RBigToe": 32,
+}
+
+
+def mapping_indices(names) -> tuple[np.ndarray, np.ndarray]:
+    """``(target, source)`` index arrays: SpineTrack-37 position ``target[i]`` takes BlazePose landmark
+    ``source[i]``; ``names`` is the SpineTrack-37 name list."""
+    names = list(names)
+    tgt = np.array([names.index(n) for n in BLAZEPOSE_TO_SPINETRACK], dtype=int)
+    src = np.array(list(BLAZEPOSE_TO_SPINETRACK.values()), dtype=int)
+    return tgt, src
+
+
+def landmarks_to_spinetrack(landmarks: np.ndarray, width: int, height: int, names) -> tuple[np.ndarray, np.ndarray]:
+    """Map BlazePose landmarks of one person to SpineTrack-37.
+
+    Args:
+        landmarks: (33, 3) normalised x, y (fractions of the image width / height) and visibility.
+        width, height: image size in px.
+        names: SpineTrack-37 names (their order is the output order).
+    Returns:
+        ``(xy (37, 2) px, conf (37,))``; unmapped keypoints are NaN with confidence 0.
+    """
+    landmarks = np.asarray(landmarks, dtype=float)
+    if landmarks.shape != (33, 3):
+        raise ValueError(f"expected (33, 3) BlazePose landmarks, got {landmarks.shape}")
+    tgt, src = mapping_indices(names)
+    xy = np.full((len(names), 2), np.nan)
+    conf = np.zeros(len(names))
+    xy[tgt] = landmarks[src, :2] * np.array([width, height], dtype=float)
+    conf[tgt] = np.clip(landmarks[src, 2], 0.0, 1.0)
+    return xy, conf
+
+
+def _import_mediapipe():
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        raise InputError(None, f"the mediapipe backend is not installed ({e}); install it with: {INSTALL}") from None
+    return mp
+
+
+class MediaPipeBackend:
+    """BlazePose full (``model_complexity=1``), one tracking ``Pose`` object per camera."""
+
+    name = "mediapipe"
+
+    def __init__(self, names, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        self._mp = _import_mediapipe()
+        self.names = list(names)
+        self.min_detection_confidence = min_detection_confidence
+        self.min_tracking_confidence = min_tracking_confidence
+
+    def camera(self) -> _CameraDetector:
+        """A detector for one camera's frames, in order (BlazePose tracks from frame to frame)."""
+        # model_complexity=1 is the model bundled in the wheel; 0 and 2 try to download theirs.
+        pose = self._mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1,
+                                            min_detection_confidence=self.min_detection_confidence,
+                                            min_tracking_confidence=self.min_tracking_confidence)
+        return _CameraDetector(pose, self.names)
+
+
+class _CameraDetector:
+    def __init__(self, pose, names):
+        self._pose = pose
+        self._names = names
+
+    def __call__(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) BGR frame → ``(xy (P, 37, 2) px, conf (P, 37))`` with P = 0 or 1."""
+        import cv2
+
+        h, w = frame_bgr.shape[:2]
+        res = self._pose.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+        K = len(self._names)
+        if not res.pose_landmarks:
+            return np.zeros((0, K, 2)), np.zeros((0, K))
+        lm = np.array([(p.x, p.y, p.visibility) for p in res.pose_landmarks.landmark])
+        xy, conf = landmarks_to_spinetrack(lm, w, h, self._names)
+        return xy[None], conf[None]
+
+    def close(self) -> None:
+        self._pose.close()

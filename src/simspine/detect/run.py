@@ -1,0 +1,140 @@
+"""``detect_session``: every camera's video → OpenPose JSON per frame, resumable per camera."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simspine.detect.video import find_videos, iter_frames, video_info
+from simspine.detect.writer import CameraFolderWriter, is_complete
+from simspine.errors import InputError
+
+BACKENDS = ("spinepose", "mediapipe")
+
+
+@dataclass
+class CameraResult:
+    """What happened to one camera: frames written, detection speed, share of frames with a person."""
+
+    camera: str
+    folder: Path
+    n_frames: int
+    skipped: bool
+    seconds: float = 0.0
+    frames_with_person: int = 0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.n_frames / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def share_with_person(self) -> float:
+        return self.frames_with_person / self.n_frames if self.n_frames else 0.0
+
+
+def make_backend(name: str, pose_model=None, det_model=None, no_detector: bool = False, max_people: int = 10):
+    """The backend object for ``name`` (one of :data:`BACKENDS`); it has ``camera()`` → per-frame detector."""
+    from simspine.skeletons import spinetrack37
+
+    names = list(spinetrack37().names)
+    if name == "mediapipe":
+        if pose_model or det_model or no_detector:
+            raise InputError(None, "--pose-model, --det-model and --no-detector are options of the spinepose backend")
+        from simspine.detect.mediapipe_backend import MediaPipeBackend
+
+        return MediaPipeBackend(names)
+    if name == "spinepose":
+        from simspine.detect.spinepose_backend import SpinePoseBackend
+
+        return SpinePoseBackend(pose_model, det_model, no_detector=no_detector, max_people=max_people,
+                                n_keypoints=len(names))
+    raise InputError(None, f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+
+
+def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: bool = False, progress: bool = True,
+                   log=print, **backend_options) -> list[CameraResult]:
+    """Detect 2D keypoints in each camera's video of a Pose2Sim-style session.
+
+    Reads ``SESSION/videos/<camera>.<mp4|avi|mov|mkv>`` and writes ``SESSION/pose/<camera>_json/
+    <camera>_<frame:06d>.json`` (OpenPose JSON, SpineTrack-37 order, pixels; frame numbers from 0).
+    A camera whose folder already holds every frame of its video is skipped unless ``overwrite``;
+    a camera's folder appears only when all its frames are written.
+
+    Args:
+        session: the session folder.
+        backend: a name of :data:`BACKENDS` or a backend object (``camera()`` → callable frame →
+            ``(xy (P, 37, 2) px, conf (P, 37))``).
+        overwrite: detect again even where a complete folder exists.
+        progress: show a tqdm bar per camera (on stderr).
+        log: where one line per camera goes.
+        backend_options: ``pose_model``, ``det_model``, ``no_detector``, ``max_people`` (spinepose).
+    Returns:
+        one :class:`CameraResult` per camera, in camera-name order.
+    Raises:
+        InputError: no videos, an unreadable video, a missing model file or backend.
+    """
+    from tqdm import tqdm
+
+    session = Path(session)
+    if not session.is_dir():
+        raise InputError(session, "session folder not found")
+    videos = find_videos(session)
+    infos = {cam: video_info(path) for cam, path in videos.items()}
+    pose_dir = session / "pose"
+    if pose_dir.exists() and not pose_dir.is_dir():
+        raise InputError(pose_dir, "exists and is not a folder")
+    todo = [cam for cam in videos if overwrite or not is_complete(pose_dir / f"{cam}_json", cam, infos[cam].n_frames)]
+    results: dict[str, CameraResult] = {}
+    for cam in videos:
+        if cam not in todo:
+            results[cam] = CameraResult(cam, pose_dir / f"{cam}_json", infos[cam].n_frames, skipped=True)
+            log(f"{cam}: pose/{cam}_json already holds all {infos[cam].n_frames} frames, skipped "
+                "(--overwrite detects again)")
+    if todo:
+        be = make_backend(backend, **backend_options) if isinstance(backend, str) else backend
+        if hasattr(be, "describe"):
+            log(f"{be.name}: {be.describe()}")
+        for cam in todo:
+            info = infos[cam]
+            folder = pose_dir / f"{cam}_json"
+            if folder.exists() and not folder.is_dir():
+                raise InputError(folder, "exists and is not a folder")
+            writer = CameraFolderWriter(folder, cam)
+            detector = be.camera()
+            n = with_person = 0
+            t0 = time.perf_counter()
+            try:
+                bar = tqdm(total=info.n_frames, desc=cam, unit="frame", disable=not progress, file=sys.stderr,
+                           leave=False)
+                with bar:
+                    for frame in iter_frames(info.path):
+                        xy, conf = detector(frame)
+                        writer.write(n, xy, conf)
+                        with_person += int((conf > 0).any())
+                        n += 1
+                        bar.update(1)
+            except BaseException:
+                writer.discard()
+                raise
+            finally:
+                detector.close()
+            seconds = time.perf_counter() - t0
+            if n == 0:
+                writer.discard()
+                raise InputError(info.path, "no frame could be decoded")
+            if n != info.n_frames:
+                # The container's count is what completeness is judged by; a short read means a damaged
+                # file, so nothing is written rather than a folder that would look complete next time.
+                writer.discard()
+                raise InputError(info.path, f"the header says {info.n_frames} frames but {n} could be decoded "
+                                            "(damaged or truncated video?)")
+            writer.commit()
+            r = CameraResult(cam, folder, n, skipped=False, seconds=seconds, frames_with_person=with_person)
+            results[cam] = r
+            log(f"{cam}: {n} frames ({info.width}x{info.height}) in {seconds:.1f} s, "
+                f"{r.frames_per_second:.1f} frames/s, a person in {100 * r.share_with_person:.0f}% of frames "
+                f"-> pose/{cam}_json")
+    return [results[c] for c in videos]
