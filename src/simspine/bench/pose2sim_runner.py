@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,11 +225,13 @@ def run_pose2sim_triangulation(session, settings: dict | None = None, workdir: s
         cfg.setdefault("project", {})["project_dir"] = str(project)
         cfg["project"]["frame_rate"] = float(session.fps)
         log = io.StringIO()
+        t0 = time.perf_counter()
         try:
             with _quiet(log):
                 triangulate_all(cfg)
         except Exception as e:
             raise InputError("Pose2Sim", f"triangulation failed: {type(e).__name__}: {e}") from None
+        elapsed = time.perf_counter() - t0
         trcs = sorted((project / "pose-3d").glob("*.trc"))
         if not trcs:
             raise InputError("Pose2Sim", "triangulation wrote no TRC file")
@@ -236,7 +239,8 @@ def run_pose2sim_triangulation(session, settings: dict | None = None, workdir: s
         markers = read_pose2sim_trc(trcs[0], session.n_frames, float(session.fps), time0)
         head = "\n".join(trcs[0].read_text().splitlines()[:3])
         return Pose2SimResult(markers, settings, head, log.getvalue(),
-                              {"project": str(project) if keep else None, "trc": trcs[0].name})
+                              {"project": str(project) if keep else None, "trc": trcs[0].name,
+                               "triangulate_all_s": elapsed})
     finally:
         if not keep:
             import shutil

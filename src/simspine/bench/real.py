@@ -20,7 +20,7 @@ metres) and the cameras:
 * **reprojection error** (px): the 3D point projected with each camera's full model (distortion
   included) vs. that camera's 2D detection, for every detection with confidence >= 0.3 whose 3D
   point exists — also in views a tool left out, so both are measured on the same views. Median
-  per camera and over all cameras.
+  per camera and over all cameras; also over the keypoint-frames both tools reconstructed.
 * **limb-length variation** (mm): the standard deviation over frames (population SD, frames where
   both ends exist) of each limb's 3D length, for the upper arms (shoulder-elbow), forearms
   (elbow-wrist), thighs (hip-knee), shanks (knee-ankle), shoulder width and hip width; the
@@ -28,6 +28,8 @@ metres) and the cameras:
 * **jitter** (mm/frame²): the root mean square of the norm of the second difference
   ``x[t+1] - 2 x[t] + x[t-1]`` of each body point's position, over all points and all frame
   triplets where the three positions exist. Constant-velocity motion gives 0.
+* **triangulation time** (s, wall clock): ``triangulate_session``, and Pose2Sim's ``triangulate_all``
+  alone (its project folder is written beforehand, untimed).
 
 Targets (issue 8): >= 90% of the detected body keypoint-frames reconstructed by simspine; its
 median reprojection error <= Pose2Sim's (overall and per camera); its limb-length variation <=
@@ -221,7 +223,10 @@ def add_arguments(p) -> None:
     p.add_argument("--pose2sim-gap-filling", action="store_true",
                    help="let Pose2Sim interpolate gaps < 20 frames and fill larger ones with the last value "
                         "(its Config.toml default; off by default to compare raw triangulations)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate, when the session does not give one")
+    from simspine.commands._args import positive_float
+
+    p.add_argument("--fps", type=positive_float, default=None,
+                   help="frame rate, when the session does not give one")
 
 
 def _ratio(a: float, b: float) -> float:
@@ -247,12 +252,18 @@ def compare(session, pose2sim_settings: dict | None = None) -> dict:
     rec = triangulate_session(session, opts)
     t_ours = time.perf_counter() - t0
     settings = pose2sim_settings or DEFAULT_SETTINGS
-    t0 = time.perf_counter()
     p2s = run_pose2sim_triangulation(session, settings)
-    t_p2s = time.perf_counter() - t0
+    t_p2s = p2s.meta["triangulate_all_s"]
     uv, conf = session.keypoints[:, :, cols], session.conf[:, :, cols]
-    ours = tool_figures(session.cameras, _pick(rec.markers, names), names, uv, conf)
-    theirs = tool_figures(session.cameras, _pick(p2s.markers, names), names, uv, conf)
+    a, b = _pick(rec.markers, names), _pick(p2s.markers, names)
+    ours = tool_figures(session.cameras, a, names, uv, conf)
+    theirs = tool_figures(session.cameras, b, names, uv, conf)
+    both = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)  # the same points for both tools
+    from simspine.frames import yup_to_zup
+
+    for fig, xyz in ((ours, a), (theirs, b)):
+        err = reprojection_errors(session.cameras, yup_to_zup(np.where(both[..., None], xyz, np.nan)), uv, conf)
+        fig["reproj_median_px_common"] = median_or_nan(err)
     ours["time_s"], theirs["time_s"] = t_ours, t_p2s
     share_ok = ours["reconstructed_share"] >= 0.9
     rep_ok = ours["reproj_median_px"] <= theirs["reproj_median_px"]
@@ -263,11 +274,13 @@ def compare(session, pose2sim_settings: dict | None = None) -> dict:
         "session": session.meta.get("source", ""),
         "frames": session.n_frames, "fps": session.fps, "cameras": session.camera_names,
         "body_points": names,
+        "body_points_detected": int(detected_mask(conf, uv).any(0).sum()),
         "limbs": [list(x) for x in LIMBS],
         "definitions": {
             "detected": f"body keypoint reported with confidence >= {CONF_THRESHOLD} by >= 2 cameras",
             "reproj_median_px": f"median px distance, projection (with distortion) vs detection, over detections "
                                 f"with confidence >= {CONF_THRESHOLD} whose 3D point exists",
+            "reproj_median_px_common": "the same, over the keypoint-frames both tools reconstructed",
             "limb_length_sd_mm": "population SD over frames of each limb's 3D length; mean over limbs measured",
             "jitter_rms_mm_per_frame2": "RMS of |x[t+1] - 2x[t] + x[t-1]| over body points and frame triplets",
         },
@@ -292,12 +305,14 @@ def format_result(r: dict) -> str:
          _pf(t["reconstructed_share_ge_0.9"])],
         ["median reprojection error px", s["reproj_median_px"], p["reproj_median_px"],
          _ratio(s["reproj_median_px"], p["reproj_median_px"]), "ratio <= 1", _pf(t["reproj_median_le_pose2sim"])],
+        ["  same points (both reconstructed)", s["reproj_median_px_common"], p["reproj_median_px_common"],
+         _ratio(s["reproj_median_px_common"], p["reproj_median_px_common"]), "", ""],
         ["limb-length SD mm (mean of limbs)", s["limb_length_sd_mean_mm"], p["limb_length_sd_mean_mm"],
          _ratio(s["limb_length_sd_mean_mm"], p["limb_length_sd_mean_mm"]), "ratio <= 0.5",
          _pf(t["limb_length_sd_le_half_pose2sim"])],
         ["jitter RMS mm/frame^2", s["jitter_rms_mm_per_frame2"], p["jitter_rms_mm_per_frame2"],
          _ratio(s["jitter_rms_mm_per_frame2"], p["jitter_rms_mm_per_frame2"]), "", ""],
-        ["time s", s["time_s"], p["time_s"], _ratio(s["time_s"], p["time_s"]), "", ""],
+        ["triangulation time s", s["time_s"], p["time_s"], _ratio(s["time_s"], p["time_s"]), "", ""],
     ]
     main = format_table(["metric", "simspine", "Pose2Sim", "ratio", "target", "result"], rows, floatfmt=".3g")
     cams = format_table(
@@ -311,7 +326,8 @@ def format_result(r: dict) -> str:
                           for k, v in s["limb_length_sd_mm"].items()], floatfmt=".3g")
     tri = r["pose2sim_settings"]["triangulation"]
     head = (f"{r['session']}: {r['frames']} frames at {r['fps']:g} fps, cameras {', '.join(r['cameras'])}; "
-            f"{len(r['body_points'])} body points ({', '.join(r['body_points'])})\n"
+            f"{len(r['body_points'])} body points ({', '.join(r['body_points'])}), {r['body_points_detected']} of "
+            f"them detected\n"
             f"Pose2Sim settings: single person, all frames, likelihood >= "
             f"{tri['likelihood_threshold_triangulation']}, reprojection error <= "
             f"{tri['reproj_error_threshold_triangulation']} px, >= {tri['min_cameras_for_triangulation']} cameras, "
@@ -324,10 +340,10 @@ def format_result(r: dict) -> str:
 
 def run(args) -> int:
     from simspine.bench.pose2sim_runner import settings_for
+    from simspine.fileio import ensure_out_dir, write_text_atomic
     from simspine.io.session import load_session
 
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise InputError(args.out, "--out exists and is not a folder")
+    out = ensure_out_dir(args.out) if args.out is not None else None
     path = Path(args.session) if args.session is not None else default_session()
     if not path.exists():
         raise InputError(path, "session not found")
@@ -337,11 +353,7 @@ def run(args) -> int:
     session = load_session(path, fps=args.fps)
     result = compare(session, settings_for(gap_filling=args.pose2sim_gap_filling))
     print(format_result(result))
-    if args.out is not None:
-        from simspine.fileio import write_text_atomic
-
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         write_text_atomic(out / "bench_real.json", json.dumps(result, indent=1, default=_json_default) + "\n")
         print(f"\nwrote {out / 'bench_real.json'}")
     return 0
