@@ -113,6 +113,72 @@ def test_trc_other_bad_input(tmp_path):
         read_trc(tmp_path / "missing.trc")
 
 
+def test_trc_times_that_do_not_increase_are_refused(tmp_path):
+    p = write_trc(tmp_path / "t.trc", _traj())
+    lines = p.read_text().splitlines()
+    f = lines[9].split("\t")  # frame 5 (line 10) gets the time of frame 3
+    f[1] = "0.04"
+    lines[9] = "\t".join(f)
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as e:
+        read_trc(p)
+    assert str(e.value).startswith(f"{p}: line 10 (Frame# 5): time 0.04 s does not increase after 0.06 s on line 9")
+    lines[9] = lines[8]  # a repeated row: equal times are refused too (OpenSim refuses them)
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="line 10 \\(Frame# 4\\): time 0.06 s does not increase"):
+        read_trc(p)
+
+
+def test_trc_comma_and_space_separated(tmp_path):
+    tr = _traj()
+    text = write_trc(tmp_path / "t.trc", tr).read_text()
+    c = tmp_path / "comma.trc"
+    c.write_text(text.replace("\t", ","))
+    back = read_trc(c)
+    assert back.meta["delimiter"] == "comma" and back.names == tr.names and back.frame == tr.frame
+    np.testing.assert_allclose(back.xyz, tr.xyz, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(back.time, tr.time)
+    # spaces: readable while every value is written (NaN for missing)
+    sp = tmp_path / "space.trc"
+    sp.write_text(text.replace("\t", " "))
+    back = read_trc(sp)
+    assert back.meta["delimiter"] == "space" and back.names == tr.names
+    np.testing.assert_allclose(back.xyz, tr.xyz, atol=1e-9, equal_nan=True)
+    # an empty (missing) value cannot be told apart when spaces separate values: refused, saying so
+    lines = text.splitlines()
+    f = lines[6].split("\t")
+    f[2:5] = ["", "", ""]
+    lines[6] = "\t".join(f)
+    sp.write_text("\n".join(lines).replace("\t", " ") + "\n")
+    with pytest.raises(InputError) as e:
+        read_trc(sp)
+    assert str(e.value).startswith(f"{sp}: line 7: 14 columns, expected 17")
+    assert "space-separated" in str(e.value) and "tab-separated (the TRC standard)" in str(e.value)
+    # the same row tab-separated: an empty field is a missing marker
+    tab = tmp_path / "tab.trc"
+    tab.write_text("\n".join(lines) + "\n")
+    assert np.isnan(read_trc(tab).xyz[1, 0]).all()
+
+
+def test_trc_numframes_that_disagrees_warns_and_uses_the_rows(tmp_path):
+    p = write_trc(tmp_path / "n.trc", _traj(T=30))
+    lines = p.read_text().splitlines()
+    p.write_text("\n".join(lines[:-4]) + "\n")  # the last 4 frames cut off (a truncated copy)
+    with pytest.warns(UserWarning) as rec:
+        tr = read_trc(p)
+    assert tr.n_frames == 26
+    msg = str(rec[0].message)
+    assert msg == (f"{p}: header says NumFrames=30 but the file has 26 data rows (fewer rows than declared: the "
+                   "file may be truncated); the 26 rows are used")
+    assert tr.meta["warnings"] == [msg[len(f"{p}: "):]]
+    # a consistent file warns about nothing
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "warnings" not in read_trc(write_trc(tmp_path / "ok.trc", _traj())).meta
+
+
 # ---- MOT / STO ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("ext", ["mot", "sto"])
 def test_mot_loads_in_opensim_with_same_values(tmp_path, ext):
@@ -249,12 +315,14 @@ def test_pose2sim_session_load_save_round_trip(tmp_path):
     assert meta["units"]["keypoints"] == "px" and "Z up" in meta["world_frame"]
 
 
-def test_session_frame_count_mismatch(tmp_path):
-    _make_project(tmp_path / "p", n_frames=(8, 8, 7, 8))
-    with pytest.raises(InputError) as e:
-        load_pose2sim_session(tmp_path / "p")
-    assert str(e.value).startswith(f"{tmp_path / 'p'}: cameras have different frame counts: "
-                                   "cam01 8, cam02 8, cam03 7, cam04 8")
+def test_session_camera_with_fewer_files_has_missing_frames(tmp_path):
+    # cam03 lacks its last frame: the frame is missing there (not a refusal, not a shift)
+    _, truth = _make_project(tmp_path / "p", n_frames=(8, 8, 7, 8))
+    s = load_pose2sim_session(tmp_path / "p")
+    assert s.n_frames == 8 and s.meta["frames_missing"] == {"cam01": 0, "cam02": 0, "cam03": 1, "cam04": 0}
+    assert np.isnan(s.keypoints[2, 7]).all() and (s.conf[2, 7] == 0).all()
+    np.testing.assert_allclose(s.keypoints[2, :7], truth[2][0][:7], atol=1e-9)
+    np.testing.assert_allclose(s.timestamps, np.arange(8) / 60)
 
 
 def test_session_skeleton_that_does_not_fit_names_the_source(tmp_path):

@@ -203,9 +203,186 @@ SAME_NAME_OTHER_POINT: tuple[str, ...] = ("Hip", "Neck")
 def model_marker_names(names, skeleton: str | None) -> list[str]:
     """The SpineTrack-37 names among ``names`` (in SpineTrack-37 order) that mean the SpineTrack point.
 
-    ``skeleton`` names the layout ``names`` come from; for any layout other than SpineTrack-37
-    (or an unknown one) the names of :data:`SAME_NAME_OTHER_POINT` are left out.
+    ``skeleton`` names the layout ``names`` come from. For SpineTrack-37 every name counts; for a
+    Pose2Sim layout (:func:`pose2sim_layout`, any case or alias) only the points of its
+    :data:`POSE2SIM_TO_SPINETRACK` entry; for an unknown layout the shared names except those of
+    :data:`SAME_NAME_OTHER_POINT`.
     """
     ours = (skeleton or "").replace("-", "").replace("_", "").lower() == "spinetrack37"
     have = set(names)
+    layout = pose2sim_layout_name(skeleton) if skeleton else None
+    if layout is not None:
+        mapped = set(POSE2SIM_TO_SPINETRACK[layout])
+        return [n for n in spinetrack37().names if n in have and n in mapped]
     return [n for n in spinetrack37().names if n in have and (ours or n not in SAME_NAME_OTHER_POINT)]
+
+
+# ---- Pose2Sim's 2D layouts ---------------------------------------------------------------------
+# Keypoint names per index of every layout in Pose2Sim.skeletons (Pose2Sim 0.10). Pose2Sim's trees
+# name only the points its OpenSim models use (HALPE_26 has no eyes or ears there), so the full
+# lists are written out here from the detectors' own definitions (COCO / COCO-WholeBody, Halpe,
+# OpenPose BODY_25 / BODY_25B / BODY_135 / COCO-18 / MPI-15, MediaPipe BlazePose); where Pose2Sim
+# names a point, its name is used (spelled as SpineTrack-37 spells it: BlazePose's "Lknee" is
+# "LKnee"), so Pose2Sim's TRC files and ours name the same points alike. Hand and face points
+# that Pose2Sim leaves unnamed are "kp<index>".
+_COCO17 = ("Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow",
+           "LWrist", "RWrist", "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle")
+_HALPE26 = _COCO17 + ("Head", "Neck", "Hip", "LBigToe", "RBigToe", "LSmallToe", "RSmallToe", "LHeel", "RHeel")
+_WB_FEET = ("LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel")  # COCO-WholeBody / OpenPose order
+_BODY25 = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "CHip",
+           "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar") + _WB_FEET
+# BODY_25B: COCO-17, then OpenPose's "UpperNeck" and "HeadTop" (Pose2Sim: Neck, Head), then the feet
+_BODY25B = _COCO17 + ("Neck", "Head") + _WB_FEET
+_COCO18 = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip", "RKnee",
+           "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar")
+# OpenPose MPI-15 (point 0 is the head top and 14 the chest there; Pose2Sim calls them Nose and CHip)
+_MPII15 = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip", "RKnee",
+           "RAnkle", "LHip", "LKnee", "LAnkle", "CHip")
+_BLAZEPOSE = ("Nose", "LEyeInner", "LEye", "LEyeOuter", "REyeInner", "REye", "REyeOuter", "LEar", "REar",
+              "MouthL", "MouthR", "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
+              "LPinky", "RPinky", "LIndex", "RIndex", "LThumb", "RThumb", "LHip", "RHip", "LKnee", "RKnee",
+              "LAnkle", "RAnkle", "LHeel", "RHeel", "LBigToe", "RBigToe")  # 31/32: foot index (Pose2Sim: BigToe)
+
+#: Layout -> (keypoint count(s) its files hold, names of the first points; the rest come from
+#: Pose2Sim's tree or are ``kp<index>``). The first count is the layout's own.
+_POSE2SIM_LAYOUTS: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
+    "HALPE_26": ((26,), _HALPE26),
+    "HALPE_26_LOWER": ((26,), _HALPE26),
+    "HALPE_68": ((68,), _HALPE26),
+    "HALPE_136": ((136,), _HALPE26),
+    "COCO_17": ((17,), _COCO17),
+    "COCO_133": ((133,), _COCO17 + _WB_FEET),
+    "COCO_133_WRIST": ((133,), _COCO17 + _WB_FEET),
+    "BODY_25": ((25,), _BODY25),
+    "BODY_25B": ((25,), _BODY25B),
+    "BODY_135": ((135,), _BODY25B),
+    "BLAZEPOSE": ((33,), _BLAZEPOSE),
+    "COCO": ((18, 14), _COCO18),  # OpenPose COCO-18; Pose2Sim's tree uses the first 14
+    "MPII": ((15,), _MPII15),
+    "HAND_21": ((21,), ()),
+    "FACE_106": ((106, 96), ()),  # Pose2Sim's tree names 96 of them
+    "ANIMAL2D_17": ((17,), ()),
+}
+
+_LIMBS = ("LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist", "LHip", "RHip", "LKnee", "RKnee",
+          "LAnkle", "RAnkle")
+_FACE = ("Nose", "LEye", "REye", "LEar", "REar")
+_FEET = ("LBigToe", "RBigToe", "LSmallToe", "RSmallToe", "LHeel", "RHeel")
+
+#: Pose2Sim layout -> the SpineTrack-37 names of its points that are the same anatomical point
+#: (the layout's point carries that name). Left out on purpose: "Hip" and "Neck" of every layout
+#: (pelvis centre, mid-shoulders or upper neck, not SpineTrack-37's sacrum and C7:
+#: :data:`SAME_NAME_OTHER_POINT`), BODY_25's "CHip", MPII's point 0 (OpenPose's head top, which
+#: Pose2Sim calls Nose) and chest, BlazePose's inner/outer eye corners, mouth and fingers, and every
+#: hand and face point. "Head" is the head top in Halpe and OpenPose BODY_25B/135, as in
+#: SpineTrack-37 (which extends Halpe-26). BlazePose's foot index (tip of the foot) is taken as the
+#: big toe, as Pose2Sim's BlazePose model does. HALPE_26_LOWER is Pose2Sim's lower-body choice of
+#: Halpe-26 points, so only those are mapped. Hand-only, face-only and animal layouts map nothing.
+POSE2SIM_TO_SPINETRACK: dict[str, tuple[str, ...]] = {
+    "HALPE_26": _FACE + _LIMBS + ("Head",) + _FEET,
+    "HALPE_26_LOWER": _LIMBS[6:] + _FEET,
+    "HALPE_68": _FACE + _LIMBS + ("Head",) + _FEET,
+    "HALPE_136": _FACE + _LIMBS + ("Head",) + _FEET,
+    "COCO_17": _FACE + _LIMBS,
+    "COCO_133": _FACE + _LIMBS + _FEET,
+    "COCO_133_WRIST": _FACE + _LIMBS + _FEET,
+    "BODY_25": _FACE + _LIMBS + _FEET,
+    "BODY_25B": _FACE + _LIMBS + ("Head",) + _FEET,
+    "BODY_135": _FACE + _LIMBS + ("Head",) + _FEET,
+    "BLAZEPOSE": _FACE + _LIMBS + ("LBigToe", "RBigToe", "LHeel", "RHeel"),
+    "COCO": _FACE + _LIMBS,
+    "MPII": _LIMBS,
+    "HAND_21": (),
+    "FACE_106": (),
+    "ANIMAL2D_17": (),
+}
+
+#: Pose2Sim's ``[pose] pose_model`` aliases -> layout names (Pose2Sim's common.py / skeletons.py)
+POSE2SIM_ALIASES: dict[str, str] = {
+    "BODY_WITH_FEET": "HALPE_26", "LOWER_BODY": "HALPE_26_LOWER", "WHOLE_BODY_WRIST": "COCO_133_WRIST",
+    "WHOLE_BODY": "COCO_133", "BODY": "COCO_17", "HAND": "HAND_21", "FACE": "FACE_106", "ANIMAL": "ANIMAL2D_17",
+}
+
+
+def pose2sim_layout_name(name: str | None) -> str | None:
+    """The Pose2Sim layout a ``pose_model`` string means (any case, Pose2Sim's aliases such as
+    ``'Body_with_feet'``, ``-`` for ``_``), or None when it is not one."""
+    if not name:
+        return None
+    key = str(name).strip().upper().replace("-", "_")
+    key = POSE2SIM_ALIASES.get(key, key)
+    return key if key in _POSE2SIM_LAYOUTS else None
+
+
+def pose2sim_layout_counts(name: str) -> tuple[int, ...]:
+    """Keypoint counts per person that files of layout ``name`` may hold (the first is its own)."""
+    layout = pose2sim_layout_name(name)
+    if layout is None:
+        raise InputError(None, f"unknown Pose2Sim layout {name!r} (known: {', '.join(_POSE2SIM_LAYOUTS)})")
+    return _POSE2SIM_LAYOUTS[layout][0]
+
+
+# layouts whose Pose2Sim tree is a subset of another's over the same points
+_TREE_OF = {"COCO_133_WRIST": "COCO_133", "HALPE_26_LOWER": "HALPE_26"}
+
+
+@cache
+def _pose2sim_tree_names(layout: str) -> dict[int, str]:
+    """id -> name of the nodes of Pose2Sim's tree for ``layout`` ({} without Pose2Sim)."""
+    try:
+        from anytree import PreOrderIter
+        from Pose2Sim import skeletons as p2s
+        root = getattr(p2s, _TREE_OF.get(layout, layout))
+    except (ImportError, AttributeError):
+        return {}
+    return {int(n.id): str(n.name) for n in PreOrderIter(root) if getattr(n, "id", None) is not None}
+
+
+def pose2sim_layout(name: str, n_keypoints: int | None = None) -> tuple[str, tuple[str, ...]]:
+    """(layout name, keypoint names) of a Pose2Sim layout, for files holding ``n_keypoints`` per person.
+
+    ``name`` is matched case-insensitively, Pose2Sim's aliases included (``'Body_with_feet'`` is
+    HALPE_26). Names follow the layout's point order; points a SpineTrack-37 point corresponds to
+    (:data:`POSE2SIM_TO_SPINETRACK`) carry exactly that SpineTrack-37 name.
+
+    Raises:
+        InputError: an unknown layout, or ``n_keypoints`` that is not a count of that layout.
+    """
+    layout = pose2sim_layout_name(name)
+    if layout is None:
+        raise InputError(None, f"unknown Pose2Sim layout {name!r} (known: {', '.join(_POSE2SIM_LAYOUTS)}, "
+                               f"aliases {', '.join(POSE2SIM_ALIASES)})")
+    counts, head = _POSE2SIM_LAYOUTS[layout]
+    K = counts[0] if n_keypoints is None else int(n_keypoints)
+    if K not in counts:
+        raise InputError(None, f"skeleton {layout} has {' or '.join(map(str, counts))} keypoints but the files "
+                               f"hold {K}")
+    tree = _pose2sim_tree_names(layout)
+    names = []
+    for i in range(K):
+        n = head[i] if i < len(head) else tree.get(i, f"kp{i}")
+        names.append(n)
+    # a name Pose2Sim gives to a hand/face point may repeat one already used: keep names unique
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in seen:
+            names[i] = f"kp{i}"
+        seen.setdefault(names[i], i)
+    return layout, tuple(names)
+
+
+def pose2sim_to_spinetrack(name: str, n_keypoints: int | None = None) -> dict[int, int]:
+    """Layout index -> SpineTrack-37 index for the points of a Pose2Sim layout that correspond."""
+    layout, names = pose2sim_layout(name, n_keypoints)
+    st = spinetrack37()
+    return {names.index(n): st.index(n) for n in POSE2SIM_TO_SPINETRACK[layout] if n in names}
+
+
+def layout_to_spinetrack(points: np.ndarray, name: str) -> np.ndarray:
+    """Place a Pose2Sim layout's points (..., K, D) into SpineTrack-37 slots (..., 37, D), NaN elsewhere."""
+    points = np.asarray(points, dtype=float)
+    table = pose2sim_to_spinetrack(name, points.shape[-2])
+    out = np.full(points.shape[:-2] + (len(spinetrack37()), points.shape[-1]), np.nan)
+    for i, j in table.items():
+        out[..., j, :] = points[..., i, :]
+    return out

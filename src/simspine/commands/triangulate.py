@@ -25,7 +25,9 @@ def add_triangulation_arguments(p) -> None:
     d = TriangulationOptions()
     g = p.add_argument_group("triangulation")
     g.add_argument("--calibration", default=None, help="calibration file to use instead of SESSION/calibration/")
-    g.add_argument("--fps", type=positive_float, default=None, help="frame rate (default: Config.toml, video, else 30)")
+    g.add_argument("--fps", type=positive_float, default=None,
+                   help="frame rate of the keypoint files, Hz > 0 (default: [project] frame_rate of Config.toml, "
+                        "else the cameras' videos; required when neither gives one)")
     g.add_argument("--conf-threshold", type=fraction, default=d.conf_threshold,
                    help="ignore 2D points under this confidence (default: %(default)s)")
     g.add_argument("--reproj-threshold", type=positive_float, default=d.reproj_threshold_px,
@@ -59,7 +61,9 @@ def run(args) -> int:
     session = load_session(args.session, args.calibration, args.fps)
     t1 = time.perf_counter()
     print(f"session: {session.n_cameras} cameras ({', '.join(session.camera_names)}), {session.n_frames} frames, "
-          f"{len(session.keypoint_names)} keypoints ({session.skeleton}), {session.fps:g} fps; read in {t1 - t0:.2f} s")
+          f"{len(session.keypoint_names)} keypoints ({session.skeleton}), {session.fps:g} fps"
+          + (f" ({session.meta['fps_source']})" if session.meta.get("fps_source") else "")
+          + f"; read in {t1 - t0:.2f} s")
     rec = triangulate_session(session, triangulation_options(args))
     t2 = time.perf_counter()
     n = session.n_frames * len(session.keypoint_names)

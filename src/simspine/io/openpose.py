@@ -2,8 +2,11 @@
 
 Each file is ``{"version": 1.3, "people": [{"pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...], ...}]}``
 with pixel coordinates and a confidence per keypoint; OpenPose (and Pose2Sim) write ``0, 0, 0`` for a
-keypoint that was not found, which is read here as NaN with confidence 0. Files in a folder are
-ordered by the last number in their name (as Pose2Sim does), e.g. ``cam01_000012.json``.
+keypoint that was not found, which is read here as NaN with confidence 0.
+
+A file's frame is the last number in its name (as Pose2Sim orders them), e.g. ``cam01_000012.json``
+is frame 12: frames are identified by that number, never by a file's position in the folder, so a
+missing file is a missing frame (NaN / confidence 0 at its own time).
 """
 
 from __future__ import annotations
@@ -37,6 +40,41 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
         raise InputError(folder, "keypoint folder not found")
     files = [p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()]
     return by_last_number(files)
+
+
+def numbered_frame_files(folder: str | os.PathLike) -> tuple[np.ndarray, list[Path]]:
+    """The ``*.json`` files of ``folder`` and their frame numbers (last number in the name), by number.
+
+    Returns:
+        ``(numbers (N,) int, files)``, increasing numbers.
+    Raises:
+        InputError (naming the folder): no such folder, no ``.json`` files, a file without a number
+            in its name (its frame is unknown), or two files with the same number.
+    """
+    folder = Path(folder)
+    files = list_frame_files(folder)
+    if not files:
+        raise InputError(folder, "no .json keypoint files in the folder")
+    unnumbered = [p.name for p in files if last_number(p.name) is None]
+    if unnumbered:
+        raise InputError(folder, f"{len(unnumbered)} keypoint file(s) without a frame number in the name "
+                                 f"(e.g. {unnumbered[0]!r}); name them <camera>_<frame>.json, the frame being "
+                                 "the video frame's number")
+    numbers = np.array([last_number(p.name) for p in files], dtype=np.int64)
+    dup = np.flatnonzero(np.diff(numbers) == 0)
+    if dup.size:
+        i = int(dup[0])
+        raise InputError(folder, f"two keypoint files for frame {numbers[i]}: {files[i].name} and {files[i + 1].name}")
+    return numbers, files
+
+
+def keypoint_count(files) -> int | None:
+    """Keypoints per person in the first of ``files`` that holds a person (None if none does)."""
+    for f in files:
+        xy, _ = read_openpose_frame(f)
+        if xy is not None:
+            return int(xy.shape[0])
+    return None
 
 
 def read_openpose_frame(path: str | os.PathLike, n_keypoints: int | None = None):
@@ -91,31 +129,38 @@ def read_openpose_frame(path: str | os.PathLike, n_keypoints: int | None = None)
     return xy, conf
 
 
-def read_openpose_folder(folder: str | os.PathLike, n_keypoints: int | None = None):
-    """Read a camera's folder of per-frame JSON files.
+def read_openpose_folder(folder: str | os.PathLike, n_keypoints: int | None = None, frames=None):
+    """Read a camera's folder of per-frame JSON files onto a frame-number axis.
 
+    Args:
+        folder: the camera's folder.
+        n_keypoints: expected keypoint count K; default: that of the first file with a person.
+        frames: (T,) frame numbers to read; default every number from the folder's first to its
+            last (``numbers.min() .. numbers.max()``). A number without a file is a missing frame.
     Returns:
-        ``(xy (T, K, 2) px, conf (T, K))`` with T the number of files (frames with nobody are NaN /
-        0). K comes from ``n_keypoints`` or the first file with a person.
+        ``(xy (T, K, 2) px, conf (T, K))``, row ``i`` being frame ``frames[i]``; missing frames and
+        frames with nobody are NaN / 0.
     Raises:
-        InputError: an empty folder, no person in any file while K is unknown, or a bad file
-            (see :func:`read_openpose_frame`); every error names the file.
+        InputError: see :func:`numbered_frame_files`; no person in any file while K is unknown, or a
+            bad file (see :func:`read_openpose_frame`); every error names the file or folder.
     """
-    files = list_frame_files(folder)
-    if not files:
-        raise InputError(folder, "no .json keypoint files in the folder")
-    frames = []
-    for f in files:
+    numbers, files = numbered_frame_files(folder)
+    frames = np.arange(numbers[0], numbers[-1] + 1) if frames is None else np.asarray(frames, dtype=np.int64)
+    row = {int(n): i for i, n in enumerate(frames)}
+    loaded = []
+    for n, f in zip(numbers, files, strict=True):
+        if int(n) not in row:
+            continue
         xy, conf = read_openpose_frame(f, n_keypoints)
         if xy is not None and n_keypoints is None:
             n_keypoints = xy.shape[0]
-        frames.append((xy, conf))
+        loaded.append((row[int(n)], xy, conf))
     if n_keypoints is None:
         raise InputError(folder, "no person in any frame, so the keypoint count is unknown (pass n_keypoints)")
     T = len(frames)
     xy_all = np.full((T, n_keypoints, 2), np.nan)
     conf_all = np.zeros((T, n_keypoints))
-    for i, (xy, conf) in enumerate(frames):
+    for i, xy, conf in loaded:
         if xy is not None:
             xy_all[i], conf_all[i] = xy, conf
     return xy_all, conf_all

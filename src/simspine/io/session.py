@@ -8,6 +8,12 @@
     <folder>/pose/<camera>_json/*.json          (or pose-associated/ or pose-sync/, Pose2Sim's order)
     <folder>/Config.toml                        (optional: project.frame_rate, pose.pose_model)
     <folder>/videos/<camera>.*                  (optional: frame rate when the config says 'auto')
+
+Time axis: a frame is the number in its JSON file's name (``cam01_000012.json`` is frame 12), never
+its position in the folder. Cameras are aligned by that number over one range, from the first
+number any camera has to the last; a frame a camera has no file for is missing there (NaN,
+confidence 0), a frame no camera has is a gap at its true time. Timestamps are
+``(frame - first frame) / fps`` seconds; ``meta['first_frame']`` keeps the absolute number.
 """
 
 from __future__ import annotations
@@ -25,15 +31,23 @@ from simspine.calibration import load_calibration
 from simspine.cameras import Camera
 from simspine.errors import InputError
 from simspine.io.npz import save_npz
-from simspine.io.openpose import by_last_number, last_number, list_frame_files, read_openpose_folder
+from simspine.io.openpose import (
+    by_last_number,
+    keypoint_count,
+    last_number,
+    list_frame_files,
+    numbered_frame_files,
+    read_openpose_folder,
+)
+from simspine.skeletons import POSE2SIM_ALIASES, pose2sim_layout, pose2sim_layout_name
 
 FORMAT = "simspine.session2d"
 FORMAT_VERSION = 1
 DEFAULT_WORLD_FRAME = "calibration world (metres; Z up for Qualisys / Pose2Sim / Human3.6M)"
 POSE_DIRS = ("pose-associated", "pose-sync", "pose")  # Pose2Sim's preference order
 # Pose2Sim's [pose] pose_model aliases -> the skeleton names in Pose2Sim.skeletons
-POSE2SIM_MODEL_ALIASES = {"BODY_WITH_FEET": "HALPE_26", "LOWER_BODY": "HALPE_26_LOWER",
-                          "WHOLE_BODY_WRIST": "COCO_133_WRIST", "WHOLE_BODY": "COCO_133", "BODY": "COCO_17"}
+POSE2SIM_MODEL_ALIASES = POSE2SIM_ALIASES
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
 
 
 @dataclass
@@ -208,9 +222,13 @@ def match_camera(dir_name: str, cameras: list[Camera]) -> Camera | None:
 def keypoint_names_for(skeleton: str | None, n_keypoints: int) -> tuple[str, list[str]]:
     """(skeleton name, K keypoint names) for a skeleton name, or guessed from K when None.
 
-    Known: SpineTrack-37 (also guessed for K = 37), Human3.6M-32/17, and Pose2Sim's skeletons
-    (``HALPE_26``, ``COCO_17``, ``Body_with_feet``...; ids without a node get ``kp<i>``).
-    Anything else gets ``kp0 .. kp<K-1>``.
+    Known: SpineTrack-37 (also guessed for K = 37), Human3.6M-32/17, and every Pose2Sim layout
+    (``HALPE_26``, ``COCO_17``, ``COCO_133``, ``BODY_25``, ``BLAZEPOSE``..., any case, aliases such as
+    ``Body_with_feet``: :func:`simspine.skeletons.pose2sim_layout`), whose points that correspond to
+    SpineTrack-37 points carry the SpineTrack-37 names. Anything else gets ``kp0 .. kp<K-1>``.
+
+    Raises:
+        InputError: a known layout whose keypoint count is not K.
     """
     from simspine import skeletons as sk
 
@@ -223,23 +241,9 @@ def keypoint_names_for(skeleton: str | None, n_keypoints: int) -> tuple[str, lis
         if len(s) != n_keypoints:
             raise InputError(None, f"skeleton {s.name} has {len(s)} keypoints but the files hold {n_keypoints}")
         return s.name, list(s.names)
-    if skeleton is not None:
-        model = POSE2SIM_MODEL_ALIASES.get(skeleton.upper(), skeleton.upper())
-        try:
-            from anytree import PreOrderIter
-            from Pose2Sim import skeletons as p2s
-            root = getattr(p2s, model)
-        except (ImportError, AttributeError):
-            root = None
-        if root is not None:
-            names = [f"kp{i}" for i in range(n_keypoints)]
-            for node in PreOrderIter(root):
-                if node.id is not None:
-                    if node.id >= n_keypoints:
-                        raise InputError(None, f"skeleton {model} has keypoint id {node.id} but the files hold "
-                                               f"{n_keypoints} keypoints")
-                    names[node.id] = node.name
-            return model, names
+    if skeleton is not None and pose2sim_layout_name(skeleton) is not None:
+        layout, names = pose2sim_layout(skeleton, n_keypoints)
+        return layout, list(names)
     return skeleton or "unknown", [f"kp{i}" for i in range(n_keypoints)]
 
 
@@ -254,20 +258,84 @@ def _config(folder: Path) -> dict:
         raise InputError(cfg, f"cannot read Pose2Sim config ({e})") from None
 
 
-def _video_fps(folder: Path, camera: str) -> float | None:
+def _video_for(folder: Path, camera: str) -> Path | None:
+    """The video of ``camera`` in ``folder/videos``: same stem, else the only video whose stem ends
+    with the camera's number (``cam01`` <-> ``int_cam01_img.mp4``)."""
     vids = folder / "videos"
     if not vids.is_dir():
         return None
-    for v in sorted(vids.iterdir()):
-        if v.stem == camera and v.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
-            import cv2
+    videos = [v for v in sorted(vids.iterdir()) if v.is_file() and v.suffix.lower() in VIDEO_SUFFIXES]
+    for v in videos:
+        if v.stem == camera:
+            return v
+    n = last_number(camera)
+    same = [v for v in videos if n is not None and last_number(v.stem) == n]
+    return same[0] if len(same) == 1 else None
 
-            cap = cv2.VideoCapture(str(v))
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            cap.release()
-            if fps and np.isfinite(fps) and fps > 0:
-                return float(fps)
-    return None
+
+def video_fps(path: str | os.PathLike) -> float | None:
+    """The frame rate (Hz) a video's container states (OpenCV), or None when it states none."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    return float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+
+
+# two videos "agree" on their frame rate within this (Hz): containers store rates such as 60 as
+# 60/1 or 59.99999; 29.97 vs 30 is a real disagreement
+_FPS_TOLERANCE_HZ = 1e-3
+
+
+def check_fps(fps, source) -> float:
+    """``fps`` as a float after checking that it is a finite number > 0 (error names ``source``)."""
+    try:
+        v = float(fps)
+    except (TypeError, ValueError):
+        raise InputError(source, f"frame rate {fps!r} is not a number") from None
+    if not np.isfinite(v) or v <= 0:
+        raise InputError(source, f"frame rate must be a number > 0 (Hz), got {fps!r}")
+    return v
+
+
+def session_fps(folder: Path, cameras: list[str], cfg: dict | None = None) -> tuple[float, str]:
+    """(frame rate in Hz, where it came from) of a Pose2Sim project.
+
+    ``[project] frame_rate`` of ``Config.toml`` when it is a number; otherwise (absent or
+    ``'auto'``) the rate the cameras' videos state, which must agree. Never a default.
+
+    Raises:
+        InputError: a frame_rate that is neither a number > 0 nor ``'auto'``; videos that state
+            different rates; no rate anywhere (each asks for ``--fps``).
+    """
+    cfg = _config(folder) if cfg is None else cfg
+    cfg_path = folder / "Config.toml"
+    fr = cfg.get("project", {}).get("frame_rate") if isinstance(cfg.get("project"), dict) else None
+    if fr is not None and not (isinstance(fr, str) and fr.strip().lower() == "auto"):
+        if isinstance(fr, bool) or not isinstance(fr, int | float):
+            raise InputError(cfg_path, f"[project] frame_rate is {fr!r}; expected a number (Hz) or 'auto'")
+        return check_fps(fr, cfg_path), "Config.toml"
+    rates = {}
+    for cam in cameras:
+        v = _video_for(folder, cam)
+        if v is not None:
+            f = video_fps(v)
+            if f is not None:
+                rates[v.name] = f
+    if rates:
+        vals = list(rates.values())
+        if max(vals) - min(vals) > _FPS_TOLERANCE_HZ:
+            raise InputError(folder / "videos", "the videos state different frame rates: "
+                             + ", ".join(f"{k} {v:g} fps" for k, v in rates.items())
+                             + "; pass the rate of the keypoint files with --fps")
+        return float(np.mean(vals)), "video: " + ", ".join(rates)
+    said = f"frame_rate = {fr!r}" if fr is not None else "no [project] frame_rate"
+    where = "Config.toml has " + said if cfg_path.is_file() else "there is no Config.toml"
+    raise InputError(folder, f"frame rate unknown: {where} and no video in videos/ states one for the cameras "
+                             f"({', '.join(cameras)}); pass it with --fps (e.g. --fps 60)")
 
 
 def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathLike | None = None,
@@ -279,23 +347,29 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
         calibration: a calibration file to use instead of searching ``calibration/``.
         skeleton: keypoint layout name; default: ``[pose] pose_model`` of ``Config.toml``, or
             SpineTrack-37 when the files hold 37 keypoints.
-        fps: frame rate; default ``[project] frame_rate`` of ``Config.toml``, else the video's,
-            else 30 (Pose2Sim's fallback).
-    Cameras of the calibration without a keypoint folder are left out (listed in
-    ``meta['unused_cameras']``); the session keeps the keypoint folders' order.
+        fps: frame rate (Hz, > 0); default ``[project] frame_rate`` of ``Config.toml``, else the
+            rate the cameras' videos state (they must agree); else an error asking for it.
+    Frames are aligned by the number in the file names (module docstring): T is the range from the
+    first to the last frame number over all cameras; ``timestamps`` are ``(frame - first) / fps``;
+    ``meta`` records ``first_frame``, ``last_frame`` and per camera ``frames_missing`` (numbers
+    in the range without a file). Cameras of the calibration without a keypoint folder are left out
+    (listed in ``meta['unused_cameras']``); the session keeps the keypoint folders' order.
 
     Raises:
         InputError: no calibration or keypoint folders, a keypoint folder with no camera in the
-            calibration, fewer than 2 cameras, different frame or keypoint counts across cameras,
+            calibration, fewer than 2 cameras, a camera folder whose files hold another keypoint
+            count than the other cameras' (named), files without a frame number, no frame rate,
             or any bad file (named).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "session folder not found")
+    if fps is not None:
+        fps = check_fps(fps, "fps")
     calib_path = Path(calibration) if calibration is not None else find_calibration(folder)
     cams_all = load_calibration(calib_path)
     kp_dirs = find_keypoint_folders(folder)
-    cams, per_cam = [], []
+    cams = []
     for d in kp_dirs:
         cam = match_camera(d.name, cams_all)
         if cam is None:
@@ -306,16 +380,12 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
         cams.append(cam)
     if len(cams) < 2:
         raise InputError(folder, f"{len(cams)} camera(s) with 2D keypoints; triangulation needs at least 2")
-    n_kp = None
-    for d in kp_dirs:
-        xy, conf = read_openpose_folder(d, n_kp)
-        n_kp = xy.shape[1]
-        per_cam.append((xy, conf))
-    counts = {c.name: xy.shape[0] for c, (xy, _) in zip(cams, per_cam, strict=True)}
-    if len(set(counts.values())) > 1:
-        raise InputError(folder, "cameras have different frame counts: "
-                                 + ", ".join(f"{k} {v}" for k, v in counts.items())
-                                 + " (synchronise and trim the keypoint folders first)")
+    numbered = [numbered_frame_files(d) for d in kp_dirs]
+    n_kp = _common_keypoint_count(folder, kp_dirs, [files for _, files in numbered])
+    first = int(min(n[0] for n, _ in numbered))
+    last = int(max(n[-1] for n, _ in numbered))
+    frames = np.arange(first, last + 1)
+    per_cam = [read_openpose_folder(d, n_kp, frames) for d in kp_dirs]
     cfg = _config(folder)
     skeleton_source = folder
     if skeleton is None:
@@ -326,23 +396,40 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
         skel_name, names = keypoint_names_for(skeleton, n_kp)
     except InputError as e:  # the layout named (argument or Config.toml) does not fit the files
         raise InputError(skeleton_source, e.problem) from None
-    fps_source = "argument"
     if fps is None:
-        fr = cfg.get("project", {}).get("frame_rate")
-        if isinstance(fr, int | float) and not isinstance(fr, bool) and fr > 0:
-            fps, fps_source = float(fr), "Config.toml"
-        else:
-            fps = _video_fps(folder, cams[0].name)
-            fps_source = "video"
-            if fps is None:
-                fps, fps_source = 30.0, "default (Pose2Sim's fallback)"
-    T = per_cam[0][0].shape[0]
+        fps, fps_source = session_fps(folder, [c.name for c in cams], cfg)
+    else:
+        fps_source = "argument"
     used = {c.name for c in cams}
     unused = [c.name for c in cams_all if c.name not in used]
+    missing = {c.name: int(len(frames) - np.isin(frames, n).sum()) for c, (n, _) in zip(cams, numbered, strict=True)}
     meta = {"source": str(folder), "calibration": str(calib_path), "keypoint_folders": [str(d) for d in kp_dirs],
-            "fps_source": fps_source, "unused_cameras": unused}
+            "fps_source": fps_source, "unused_cameras": unused, "first_frame": first, "last_frame": last,
+            "frame_ranges": {c.name: [int(n[0]), int(n[-1])] for c, (n, _) in zip(cams, numbered, strict=True)},
+            "frames_missing": missing}
     return Session2D(cams, np.stack([p[0] for p in per_cam]), np.stack([p[1] for p in per_cam]),
-                     np.arange(T) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
+                     (frames - first) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
+
+
+def _common_keypoint_count(folder: Path, kp_dirs: list[Path], files: list[list[Path]]) -> int:
+    """The keypoint count per person all cameras' files share; a camera folder that differs is named."""
+    counts = [keypoint_count(f) for f in files]
+    known = [k for k in counts if k is not None]
+    if not known:
+        raise InputError(folder, "no person in any keypoint file of any camera, so there is nothing to triangulate")
+    # the count most cameras hold (ties: the first camera's) is the reference
+    ref = max(dict.fromkeys(known), key=known.count)
+    odd = [(d, k) for d, k in zip(kp_dirs, counts, strict=True) if k is not None and k != ref]
+    if odd:
+        def rel(d: Path) -> str:
+            try:
+                return str(d.relative_to(folder))
+            except ValueError:
+                return str(d)
+        what = "; ".join(f"{rel(d)} holds {k} keypoints per person" for d, k in odd)
+        raise InputError(folder, f"{what}, the other cameras {ref} (every camera must use the same keypoint "
+                                 "layout: run the same pose model on all videos)")
+    return ref
 
 
 def session_inputs(path: str | os.PathLike, calibration: str | os.PathLike | None = None) -> list[Path]:

@@ -17,6 +17,7 @@ otherwise ignores it). Pose2Sim writes the same layout (without the frame field)
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,17 +85,45 @@ def _float(tok: str, path, lineno: int) -> float:
         raise InputError(path, f"line {lineno}: {tok!r} is not a number") from None
 
 
+class TRCWarning(UserWarning):
+    """A TRC file that is read but has something the user should know about (named in the text)."""
+
+
+def _delimiter(lines: list[str]) -> str:
+    """``"\t"`` (the TRC standard), ``","`` or ``" "`` (any run of spaces), from header lines 2 and 4."""
+    head = lines[1] + lines[3]
+    if "\t" in head:
+        return "\t"
+    if "," in head:
+        return ","
+    return " "
+
+
+def _split(line: str, delim: str) -> list[str]:
+    return line.split() if delim == " " else line.rstrip("\r\n").split(delim)
+
+
 def read_trc(path: str | os.PathLike) -> Trajectories:
     """Read a TRC file into :class:`Trajectories` (positions converted to metres).
 
     The world frame is taken from a ``frame=...`` field on the first line (written by
     :func:`write_trc`); files without one (OpenSim, Pose2Sim) are taken to be in OpenSim's ground
     frame, Y up. Empty fields and ``NaN`` become NaN (confidence 0). Header facts are kept in
-    ``traj.meta`` (``DataRate``, ``Units``, ...).
+    ``traj.meta`` (``DataRate``, ``Units``, ..., ``delimiter``, ``warnings``).
+
+    Fields are tab-separated in the standard (and what OpenSim reads); comma-separated files are
+    read the same way, and files separated by spaces are read when every row has exactly the
+    expected count of values (a missing value there cannot be an empty field, so a row with fewer
+    values is refused with a message that says so). A ``NumFrames`` header that disagrees with the
+    data rows gives a :class:`TRCWarning` (also listed in ``traj.meta['warnings']``) and the rows
+    are used: the rows are the data, OpenSim reads them and ignores the count, and hand-trimmed
+    files often keep a stale count; fewer rows than declared may also mean a truncated copy,
+    which the warning says.
 
     Raises:
         InputError: unreadable file, missing header lines, unknown units, a data row whose
-            column count differs from ``2 + 3 * NumMarkers``, or a non-numeric value.
+            column count differs from ``2 + 3 * NumMarkers``, a non-numeric value, or times that
+            do not increase strictly (the file and the first bad row are named).
     """
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
@@ -103,46 +132,80 @@ def read_trc(path: str | os.PathLike) -> Trajectories:
     lines = text.splitlines()
     if len(lines) < 5 or not lines[0].startswith("PathFileType"):
         raise InputError(path, "not a TRC file (expected a 'PathFileType' line and 4 more header lines)")
-    keys = [k.strip() for k in lines[1].split("\t")]
-    vals = [v.strip() for v in lines[2].split("\t")]
+    delim = _delimiter(lines)
+    delim_name = {"\t": "tab", ",": "comma", " ": "space"}[delim]
+    keys = [k.strip() for k in _split(lines[1], delim)]
+    vals = [v.strip() for v in _split(lines[2], delim)]
     meta = dict(zip(keys, vals, strict=False))
     units = meta.get("Units", "m")
     if units not in _UNIT_SCALE:
         raise InputError(path, f"unsupported units {units!r} (expected m, mm or cm)")
-    names = [n.strip() for n in lines[3].split("\t")[2::3]]
-    names = [n for n in names if n]
+    if delim == " ":
+        names = lines[3].split()[2:]  # no empty fields between names when spaces separate them
+    else:
+        names = [n.strip() for n in _split(lines[3], delim)[2::3]]
+        names = [n for n in names if n]
     if "NumMarkers" in meta:
         try:
             n_declared = int(float(meta["NumMarkers"]))
         except ValueError:
             raise InputError(path, f"NumMarkers is {meta['NumMarkers']!r}, not a number") from None
         if n_declared != len(names):
-            raise InputError(path, f"header says NumMarkers={n_declared} but line 4 names {len(names)} markers")
+            raise InputError(path, f"header says NumMarkers={n_declared} but line 4 names {len(names)} markers"
+                             + (" (the file is space-separated: marker names with spaces cannot be told apart; "
+                                "write it tab-separated, the TRC standard)" if delim == " " else ""))
     frame = DEFAULT_FRAME
-    for field in lines[0].split("\t")[4:]:
-        if field.startswith("frame="):
-            frame = field[len("frame="):].strip()
+    at = lines[0].find("frame=")
+    if at >= 0:
+        frame = lines[0][at + len("frame="):].split("\t")[0].strip() or DEFAULT_FRAME
     M = len(names)
     ncol = 2 + 3 * M
-    rows = []
+    rows, row_lines = [], []
     for i, line in enumerate(lines[5:], start=6):
         if not line.strip():
             continue
-        toks = line.rstrip("\r\n").split("\t")
+        toks = _split(line, delim)
         # Some writers end rows with a tab: drop empty fields beyond the expected count only.
         while len(toks) > ncol and toks[-1].strip() == "":
             toks.pop()
         if len(toks) != ncol:
+            hint = (f"; the file is {delim_name}-separated, where a missing value cannot be left empty: "
+                    "write NaN for it or write the file tab-separated (the TRC standard)") if delim == " " else ""
             raise InputError(path, f"line {i}: {len(toks)} columns, expected {ncol} "
-                                   f"(Frame#, Time and X/Y/Z for {M} markers)")
+                                   f"(Frame#, Time and X/Y/Z for {M} markers){hint}")
         rows.append([_float(t, path, i) for t in toks])
+        row_lines.append(i)
     data = np.array(rows, dtype=float).reshape(len(rows), ncol)
     time = data[:, 1]
     if np.any(~np.isfinite(time)):
-        raise InputError(path, "a Time value is missing or not finite")
+        i = int(np.flatnonzero(~np.isfinite(time))[0])
+        raise InputError(path, f"line {row_lines[i]}: the Time value is missing or not finite")
+    bad = np.flatnonzero(np.diff(time) <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise InputError(path, f"line {row_lines[i]} (Frame# {data[i, 0]:g}): time {time[i]:g} s does not increase "
+                               f"after {time[i - 1]:g} s on line {row_lines[i - 1]}; times must increase strictly "
+                               "(sort the rows or fix the Time column)")
+    warns = []
+    if "NumFrames" in meta:
+        try:
+            n_frames = int(float(meta["NumFrames"]))
+        except ValueError:
+            n_frames = None
+            warns.append(f"NumFrames is {meta['NumFrames']!r}, not a number; {len(rows)} data rows used")
+        if n_frames is not None and n_frames != len(rows):
+            more = ("fewer rows than declared: the file may be truncated" if len(rows) < n_frames
+                    else "more rows than declared")
+            warns.append(f"header says NumFrames={n_frames} but the file has {len(rows)} data rows ({more}); "
+                         f"the {len(rows)} rows are used")
+    for w in warns:
+        warnings.warn(f"{path}: {w}", TRCWarning, stacklevel=2)
     xyz = data[:, 2:].reshape(len(rows), M, 3) * _UNIT_SCALE[units]
     meta = {k: v for k, v in meta.items() if k}
     meta["header"] = lines[0]
+    meta["delimiter"] = delim_name
+    if warns:
+        meta["warnings"] = warns
     try:
         return Trajectories(time, names, xyz, frame=frame, meta=meta)
     except InputError as e:
