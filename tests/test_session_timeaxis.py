@@ -215,3 +215,23 @@ def test_halpe26_session_names_its_points_and_maps_eyes_and_ears(tmp_path):
     with pytest.raises(InputError, match=f"^{root / 'Config.toml'}: skeleton COCO_17 has 17 keypoints but the "
                                          "files hold 26"):
         load_pose2sim_session(root)
+
+
+def test_frame_numbers_that_cannot_be_frames_are_refused(tmp_path):
+    # a camera numbered on another clock: no frame in common with the others
+    frames = [list(range(N))] * 3 + [[]]
+    root = tmp_path / "p"
+    _project(root, frames)
+    uv = np.ones((3, 37, 2))
+    write_openpose_folder(root / "pose" / "cam04_json", uv, np.ones((3, 37)), prefix="cam04", start=500)
+    with pytest.raises(InputError) as e:
+        load_pose2sim_session(root)
+    assert str(e.value).startswith(f"{root}: the frames of camera cam04 (500..502) overlap no other camera's "
+                                   "(cam01 0..9, cam02 0..9, cam03 0..9)")
+    # numbers that are not frame numbers (a time stamp in ms, say): refused, not a huge session
+    shutil.rmtree(root / "pose" / "cam04_json")
+    write_openpose_folder(root / "pose" / "cam04_json", uv[:1], np.ones((1, 37)), prefix="cam04", start=5)
+    write_openpose_folder(root / "pose" / "cam04_json", uv[:1], np.ones((1, 37)), prefix="cam04", start=1_000_000)
+    with pytest.raises(InputError, match="frame numbers run from 0 to 1000000 \\(1000001 frames\\) but the cameras "
+                                         "have at most 10 files"):
+        load_pose2sim_session(root)

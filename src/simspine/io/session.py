@@ -382,8 +382,7 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
         raise InputError(folder, f"{len(cams)} camera(s) with 2D keypoints; triangulation needs at least 2")
     numbered = [numbered_frame_files(d) for d in kp_dirs]
     n_kp = _common_keypoint_count(folder, kp_dirs, [files for _, files in numbered])
-    first = int(min(n[0] for n, _ in numbered))
-    last = int(max(n[-1] for n, _ in numbered))
+    first, last = _frame_range(folder, cams, numbered)
     frames = np.arange(first, last + 1)
     per_cam = [read_openpose_folder(d, n_kp, frames) for d in kp_dirs]
     cfg = _config(folder)
@@ -409,6 +408,32 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
             "frames_missing": missing}
     return Session2D(cams, np.stack([p[0] for p in per_cam]), np.stack([p[1] for p in per_cam]),
                      (frames - first) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
+
+
+# a frame-number range this many times longer than the longest camera's file list means the
+# numbers are not frame numbers (timestamps, say): refused rather than allocating a huge session
+_MAX_RANGE_PER_FILE = 10
+
+
+def _frame_range(folder: Path, cams: list[Camera], numbered) -> tuple[int, int]:
+    """(first, last) frame number over all cameras, after checking that every camera's numbers
+    overlap the others' and that the range is not mostly empty."""
+    lo = [int(n[0]) for n, _ in numbered]
+    hi = [int(n[-1]) for n, _ in numbered]
+    for c, cam in enumerate(cams):
+        others = [i for i in range(len(cams)) if i != c]
+        if all(hi[c] < lo[i] or lo[c] > hi[i] for i in others):
+            raise InputError(folder, f"the frames of camera {cam.name} ({lo[c]}..{hi[c]}) overlap no other camera's "
+                                     "(" + ", ".join(f"{cams[i].name} {lo[i]}..{hi[i]}" for i in others)
+                                     + "): frames are matched by the number in the file names, so the keypoint "
+                                       "folders must be numbered on one clock (synchronise them first)")
+    first, last = min(lo), max(hi)
+    most = max(len(f) for _, f in numbered)
+    if last - first + 1 > _MAX_RANGE_PER_FILE * most:
+        raise InputError(folder, f"frame numbers run from {first} to {last} ({last - first + 1} frames) but the "
+                                 f"cameras have at most {most} files: the last number in each file name must be "
+                                 "its frame number")
+    return first, last
 
 
 def _common_keypoint_count(folder: Path, kp_dirs: list[Path], files: list[list[Path]]) -> int:
