@@ -8,6 +8,9 @@ BlazePose's hips or shoulders. Confidence is the landmark's visibility.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 from simspine.errors import InputError
@@ -69,6 +72,30 @@ def _import_mediapipe():
     return mp
 
 
+class _QuietStderr:
+    """Point file descriptor 2 at /dev/null until :meth:`restore`: mediapipe's C++ graph threads print
+    start-up messages (TFLite delegate, "feedback manager", absl) at moments of their own choosing,
+    that no environment variable turns off and that say nothing to the user. Python exceptions are
+    raised as usual and printed after the descriptor is restored."""
+
+    def __init__(self):
+        self._saved = None
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+        except (OSError, ValueError):  # no real descriptor 2: nothing to quieten
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def restore(self) -> None:
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+
+
 class MediaPipeBackend:
     """BlazePose full (``model_complexity=1``), one tracking ``Pose`` object per camera."""
 
@@ -83,16 +110,23 @@ class MediaPipeBackend:
     def camera(self) -> _CameraDetector:
         """A detector for one camera's frames, in order (BlazePose tracks from frame to frame)."""
         # model_complexity=1 is the model bundled in the wheel; 0 and 2 try to download theirs.
-        pose = self._mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1,
-                                            min_detection_confidence=self.min_detection_confidence,
-                                            min_tracking_confidence=self.min_tracking_confidence)
-        return _CameraDetector(pose, self.names)
+        # stderr stays quiet while the camera runs (a progress bar should write to a duplicate of it).
+        quiet = _QuietStderr()
+        try:
+            pose = self._mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1,
+                                                min_detection_confidence=self.min_detection_confidence,
+                                                min_tracking_confidence=self.min_tracking_confidence)
+        except BaseException:
+            quiet.restore()
+            raise
+        return _CameraDetector(pose, self.names, quiet)
 
 
 class _CameraDetector:
-    def __init__(self, pose, names):
+    def __init__(self, pose, names, quiet: _QuietStderr):
         self._pose = pose
         self._names = names
+        self._quiet = quiet
 
     def __call__(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) BGR frame → ``(xy (P, 37, 2) px, conf (P, 37))`` with P = 0 or 1."""
@@ -108,4 +142,7 @@ class _CameraDetector:
         return xy[None], conf[None]
 
     def close(self) -> None:
-        self._pose.close()
+        try:
+            self._pose.close()
+        finally:
+            self._quiet.restore()

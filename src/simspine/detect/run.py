@@ -35,6 +35,15 @@ class CameraResult:
         return self.frames_with_person / self.n_frames if self.n_frames else 0.0
 
 
+def _duplicate_stderr():
+    """A text stream on a duplicate of file descriptor 2, or None where stderr has no descriptor."""
+    try:
+        sys.stderr.flush()
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def make_backend(name: str, pose_model=None, det_model=None, no_detector: bool = False, max_people: int = 10):
     """The backend object for ``name`` (one of :data:`BACKENDS`); it has ``camera()`` → per-frame detector."""
     from simspine.skeletons import spinetrack37
@@ -103,12 +112,14 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
             if folder.exists() and not folder.is_dir():
                 raise InputError(folder, "exists and is not a folder")
             writer = CameraFolderWriter(folder, cam)
+            # The bar writes to a duplicate of stderr: a backend may silence descriptor 2 while it runs.
+            stream = _duplicate_stderr() if progress else None
             detector = be.camera()
             n = with_person = 0
             t0 = time.perf_counter()
             try:
-                bar = tqdm(total=info.n_frames, desc=cam, unit="frame", disable=not progress, file=sys.stderr,
-                           leave=False)
+                bar = tqdm(total=info.n_frames, desc=cam, unit="frame", disable=not progress,
+                           file=stream or sys.stderr, leave=False)
                 with bar:
                     for frame in iter_frames(info.path):
                         xy, conf = detector(frame)
@@ -121,6 +132,8 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
                 raise
             finally:
                 detector.close()
+                if stream is not None:
+                    stream.close()
             seconds = time.perf_counter() - t0
             if n == 0:
                 writer.discard()
