@@ -125,3 +125,29 @@ def test_missed_detections(rate):
     det = simulate_detections(X, rig.cameras, cfg, np.random.default_rng(5))
     assert abs(det.missed.mean() - rate) < 0.01
     assert (np.isnan(det.uv[det.missed]).all() and (det.conf[det.missed] == 0).all())
+
+
+def test_swap_runs_mirror_whole_views():
+    """swap_runs: per camera, runs of swap_run_frames frames where every left/right pair is swapped,
+    covering that share of the frames; without it the random stream (and the output) is unchanged."""
+    rig = ring_rig()
+    X = _turning_pose(rig, 100)
+    cfg = DetectorConfig(noise_px=0, outlier_rate=0, miss_rate=0, swap_rate=0, occlusion=False,
+                         swap_runs=0.2, swap_run_frames=10)
+    det = simulate_detections(X, rig.cameras, cfg, np.random.default_rng(6))
+    m = det.view_swapped
+    assert m.shape == (len(rig.cameras), 100) and (m.sum(1) == 20).all()
+    # runs: 10 frames each (two per camera, apart)
+    starts = np.diff(np.c_[np.zeros(len(m)), m.astype(int)], axis=1) == 1
+    assert (starts.sum(1) == 2).all()
+    swap = np.asarray(SK.swap)
+    seen = np.isfinite(det.true_uv[:, :, swap]).all(-1)
+    np.testing.assert_allclose(det.uv[m][seen[m]], det.true_uv[:, :, swap][m][seen[m]], atol=1e-9)
+    np.testing.assert_allclose(det.uv[~m], det.true_uv[~m], atol=1e-9, equal_nan=True)
+    lr = swap != np.arange(len(SK))
+    assert (det.swapped[m][:, lr] | det.missed[m][:, lr]).all() and not det.swapped[~m].any()
+    base = DetectorConfig(swap_rate=0.01)
+    a = simulate_detections(X, rig.cameras, base, np.random.default_rng(7))
+    b = simulate_detections(X, rig.cameras, DetectorConfig(swap_rate=0.01, swap_runs=0.0), np.random.default_rng(7))
+    np.testing.assert_array_equal(a.uv, b.uv)
+    assert not a.view_swapped.any()

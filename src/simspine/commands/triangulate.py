@@ -35,13 +35,17 @@ def add_triangulation_arguments(p) -> None:
     g.add_argument("--huber", type=positive_float, default=d.huber_delta_px,
                    help="Huber threshold of the refinement, px (default: %(default)s)")
     g.add_argument("--no-consistency", action="store_true", help="skip the pair-hypothesis consistency step")
+    g.add_argument("--no-swap-fix", action="store_true",
+                   help="keep each camera's left/right labels as detected (default: a view whose sides are swapped "
+                        "over a run of frames is relabelled to agree with the other cameras)")
 
 
 def triangulation_options(args):
     from simspine.multiview.triangulation import TriangulationOptions
 
     return TriangulationOptions(conf_threshold=args.conf_threshold, reproj_threshold_px=args.reproj_threshold,
-                                huber_delta_px=args.huber, consistency=not args.no_consistency)
+                                huber_delta_px=args.huber, consistency=not args.no_consistency,
+                                swap_fix=not args.no_swap_fix)
 
 
 def add_arguments(p) -> None:

@@ -13,6 +13,7 @@ excluded from (missing or under the confidence threshold vs. rejected as inconsi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -26,6 +27,7 @@ from simspine.fileio import write_text_atomic
 from simspine.frames import zup_to_yup
 from simspine.io.npz import read_trajectories_npz, write_trajectories_npz
 from simspine.io.session import Session2D
+from simspine.multiview.lr_swap import SwapOptions, fix_lr_swaps, swap_index
 from simspine.multiview.triangulation import TriangulationOptions, TriangulationResult, triangulate
 from simspine.trajectories import Trajectories
 
@@ -129,7 +131,13 @@ def format_report(report: dict) -> str:
     head = (f"{report['frames']} frames x {report['keypoints_per_frame']} keypoints, {report['cameras_count']} "
             f"cameras: {100 * report['valid_share']:.1f}% valid, mean reprojection error "
             f"{_n(report['mean_reproj_error_px']):.2f} px = {_n(report['mean_reproj_error_mm']):.1f} mm")
-    return "\n".join([head, "", kp, "", cams])
+    lines = [head, "", kp, "", cams]
+    sw = report.get("lr_swap")
+    if sw and sw.get("enabled"):
+        per = [f"{name} {v['frames_unswapped']} ({', '.join(f'{a}-{b}' for a, b in v['runs'])})"
+               for name, v in sw["cameras"].items() if v["frames_unswapped"]]
+        lines += ["", "left/right swaps undone (frames): " + ("; ".join(per) if per else "none")]
+    return "\n".join(lines)
 
 
 def _n(v):
@@ -137,11 +145,22 @@ def _n(v):
 
 
 def triangulate_session(session: Session2D, options: TriangulationOptions | None = None) -> Reconstruction:
-    """Triangulate every frame and keypoint of ``session``; see the module docstring."""
+    """Triangulate every frame and keypoint of ``session``; see the module docstring.
+
+    With ``options.swap_fix`` (default) views whose left/right labels are swapped over runs of
+    frames are relabelled first (:func:`simspine.multiview.lr_swap.fix_lr_swaps`, pairs from the
+    session's keypoint names); the report's ``lr_swap`` entry counts them per camera.
+    """
     o = options or TriangulationOptions()
-    res = triangulate(session.cameras, session.keypoints, session.conf, o)
+    uv, conf_in = session.keypoints, session.conf
+    swapped = np.zeros((session.n_cameras, session.n_frames), dtype=bool)
+    swap = swap_index(session.keypoint_names)
+    if o.swap_fix:
+        uv, conf_in, swapped = fix_lr_swaps(session.cameras, uv, conf_in, swap,
+                                            SwapOptions(conf_threshold=o.conf_threshold), o)
+    res = triangulate(session.cameras, uv, conf_in, o)
     used = res.views_used
-    conf2 = np.moveaxis(np.nan_to_num(session.conf), 0, -1)  # (T, K, C)
+    conf2 = np.moveaxis(np.nan_to_num(conf_in), 0, -1)  # (T, K, C)
     n = used.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         conf = np.where(res.valid, (conf2 * used).sum(-1) / np.maximum(n, 1), 0.0)
@@ -151,7 +170,25 @@ def triangulate_session(session: Session2D, options: TriangulationOptions | None
     world = Trajectories(session.timestamps, session.keypoint_names, res.points, conf, WORLD_FRAME, dict(meta))
     yup = Trajectories(session.timestamps, session.keypoint_names, zup_to_yup(res.points), conf.copy(), YUP_FRAME,
                        dict(meta))
-    return Reconstruction(yup, world, res, quality_report(session, res, o))
+    # the report's exclusion shares describe the labels actually triangulated
+    report = quality_report(dataclasses.replace(session, keypoints=uv, conf=conf_in) if swapped.any() else session,
+                            res, o)
+    report["lr_swap"] = _swap_report(session, swapped, swap, o.swap_fix)
+    return Reconstruction(yup, world, res, report)
+
+
+def _swap_report(session: Session2D, swapped: np.ndarray, swap: np.ndarray, enabled: bool) -> dict:
+    """Per camera: how many frames had their left/right labels swapped back, and in which runs."""
+    cams = {}
+    for c, name in enumerate(session.camera_names):
+        f = np.flatnonzero(swapped[c])
+        # runs of consecutive frames as [first, last] frame indices
+        cuts = np.flatnonzero(np.diff(f) > 1)
+        first, last = np.r_[0, cuts + 1], np.r_[cuts, len(f) - 1]
+        runs = [[int(f[a]), int(f[b])] for a, b in zip(first, last, strict=True)] if f.size else []
+        cams[name] = {"frames_unswapped": int(f.size), "runs": runs}
+    return {"enabled": bool(enabled), "pairs": int((swap > np.arange(len(swap))).sum()),
+            "frames_unswapped_total": int(swapped.sum()), "cameras": cams}
 
 
 def write_triangulation(rec: Reconstruction, out_dir: str | os.PathLike, stem: str = "triangulated") -> dict[str, Path]:
@@ -183,3 +220,4 @@ def read_triangulation(path: str | os.PathLike) -> Trajectories:
     """Read the ``.npz`` written by :func:`write_triangulation` back as Y-up trajectories with
     their confidences."""
     return read_trajectories_npz(path, "simspine triangulation file")
+

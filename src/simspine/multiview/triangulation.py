@@ -61,6 +61,10 @@ class TriangulationOptions:
         tol_m: stop refining when no point moves by more than this (metres).
         max_error_px: mean reprojection error above which a point is marked invalid
             (default: ``reproj_threshold_px``).
+        swap_fix: undo left/right swaps of whole views over runs of frames before triangulating
+            (:mod:`simspine.multiview.lr_swap`). Needs a time axis and keypoint names, so only
+            :func:`simspine.multiview.reconstruct.triangulate_session` applies it;
+            :func:`triangulate` ignores it.
         chunk: points per work unit (arrays of this length stay in cache).
         workers: threads (``None``: up to 4, at most the CPU count; 1: no threads).
     """
@@ -75,6 +79,7 @@ class TriangulationOptions:
     iterations: int = 10
     tol_m: float = 1e-6
     max_error_px: float | None = None
+    swap_fix: bool = True
     chunk: int = 65536
     workers: int | None = None
 
@@ -345,10 +350,14 @@ def _consistent_views(cameras, rays, use, thr_px, focal):
 
     Errors are measured on undistorted normalised coordinates scaled by each camera's focal
     length (≈ pixels), which is cheap and close enough for an inlier decision. A point is
-    ambiguous when the best hypothesis has only two inliers and another pair of views is also
-    self-consistent but not explained by it (e.g. two good views, and a bad view that happens to
-    lie near the epipolar line of a good one): two 3D answers, and nothing in one frame's
-    geometry says which one is right.
+    ambiguous when the best hypothesis has only two inliers and another hypothesis has at least
+    two inliers *none of which* the best one uses: two disjoint pairs of views, each agreeing,
+    that disagree with each other (e.g. two good views, and two bad views that happen to satisfy
+    the epipolar constraint between them) -- two 3D answers, and nothing in one frame's geometry
+    says which one is right. Pairs sharing a view with the best pair are not a second answer:
+    with noisy real detections (or one slightly offset camera) views a, b, c often form
+    self-consistent pairs {a, b} and {b, c} while {a, c} falls just over the threshold; the
+    shared view ties them to the same 3D point, so such points are kept.
     """
     C, N = use.shape
     best_cost = np.full(N, np.inf)
@@ -371,9 +380,24 @@ def _consistent_views(cameras, rays, use, thr_px, focal):
         pairs_in.append(inl)
     n_best = best_in.sum(0)
     ambiguous = np.zeros(N, dtype=bool)
+    alt_in = np.zeros_like(best_in)
     for inl in pairs_in:
-        # another self-consistent pair that the best pair does not explain: two 3D answers
-        ambiguous |= (n_best == 2) & (inl.sum(0) == 2) & (inl != best_in).any(0)
+        # another self-consistent hypothesis on views disjoint from the best one's: two 3D answers
+        other = (n_best == 2) & (inl.sum(0) >= 2) & ~(inl & best_in).any(0) & ~ambiguous
+        alt_in[:, other] = inl[:, other]
+        ambiguous |= other
+    if ambiguous.any():
+        # ... unless one point explains both groups within twice the inlier threshold in every view:
+        # a two-view estimate hides any error along the epipolar line in its depth, so with a few px
+        # of detector noise two poorly conditioned pairs can "disagree" by tens of px elsewhere while
+        # all views see the same point. Then it is one noisy answer, not two.
+        idx = np.nonzero(ambiguous)[0]
+        union = best_in[:, idx] | alt_in[:, idx]
+        X = _dlt_normal(cameras, rays[:, idx], union.astype(float))
+        e = np.where(union, np.nan_to_num(_ray_errors(cameras, X, rays[:, idx], focal), nan=np.inf), 0.0)
+        one = e.max(0) < 2 * thr_px
+        best_in[:, idx[one]] = union[:, one]
+        ambiguous[idx[one]] = False
     return best_in, ambiguous
 
 

@@ -18,7 +18,9 @@ Error model, applied in this order (each a pure function of its inputs and a see
 4. gross outliers (rate ``outlier_rate``): a displacement of 20–200 px (log-uniform) in a random
    direction;
 5. left/right swaps: each left/right pair trades places with probability ``swap_rate`` per camera
-   and frame;
+   and frame; and, as real detectors do when a person's front and back are unclear from one
+   camera, whole views mirrored (every pair swapped) over runs of ``swap_run_frames`` consecutive
+   frames covering a share ``swap_runs`` of each camera's frames (``view_swapped``);
 6. missed detections (rate ``miss_rate``), and points outside the image, are not reported;
 7. confidence: a per-point base in [0.75, 0.98] times a factor that falls with the pixel error
    actually made (``0.25 + 0.75 exp(-e²/2σ²)``, σ = ``conf_sigma_px``), times 0.35 when occluded —
@@ -52,6 +54,8 @@ class DetectorConfig:
     outlier_px: tuple[float, float] = (20.0, 200.0)
     miss_rate: float = 0.01
     swap_rate: float = 0.005
+    swap_runs: float = 0.0  # share of each camera's frames inside runs where the whole view is mirrored
+    swap_run_frames: int = 25  # length of one such run, frames
     occlusion: bool = True
     occluded_drop: float = 0.5  # share of hidden points not reported at all; the rest are guesses
     occluded_noise_factor: float = 2.5
@@ -71,7 +75,9 @@ class Detections:
         uv: (C, T, K, 2) pixels (distorted image coordinates); NaN where not reported.
         conf: (C, T, K) confidence in [0, 1]; 0 where not reported.
         true_uv: (C, T, K, 2) exact projections of the true points (NaN behind a camera).
-        occluded, outlier, swapped, missed: (C, T, K) masks of what happened to each value.
+        occluded, outlier, swapped, missed: (C, T, K) masks of what happened to each value
+            (``swapped``: the value reported for k is the other side's).
+        view_swapped: (C, T) mask of the view-frames mirrored as a whole (runs of swaps).
     """
 
     cameras: list[str]
@@ -83,6 +89,7 @@ class Detections:
     swapped: np.ndarray
     missed: np.ndarray
     config: dict = field(default_factory=dict)
+    view_swapped: np.ndarray | None = None
 
     @property
     def error_px(self) -> np.ndarray:
@@ -226,6 +233,16 @@ def simulate_detections(xyz: np.ndarray, cameras: list[Camera], config: Detector
             conf[m, i], conf[m, j] = conf[m, j].copy(), conf[m, i].copy()
             swapped[m, i] = swapped[m, j] = True
 
+    view_swapped = np.zeros((C, T), bool)
+    if cfg.swap_runs > 0:
+        # drawn only when asked for, so sessions without runs keep their random stream
+        swap = np.asarray(sk.swap)
+        view_swapped = swap_run_mask(C, T, cfg.swap_runs, cfg.swap_run_frames, rng)
+        m = view_swapped
+        uv[m] = uv[m][:, swap]
+        conf[m] = conf[m][:, swap]
+        swapped[m] = swapped[m][:, swap] ^ (swap != np.arange(K))
+
     missed = rng.random((C, T, K)) < cfg.miss_rate
     missed |= occluded & (rng.random((C, T, K)) < cfg.occluded_drop)
     w = np.array([c.size[0] for c in cameras])[:, None, None]
@@ -239,4 +256,25 @@ def simulate_detections(xyz: np.ndarray, cameras: list[Camera], config: Detector
     uv[missed] = np.nan
     conf = np.where(missed, 0.0, np.clip(conf, 0.0, 1.0))
     return Detections([c.name for c in cameras], uv, conf, true_uv, occluded, outlier & ~missed,
-                      swapped & ~missed, missed, cfg.as_dict())
+                      swapped & ~missed, missed, cfg.as_dict(), view_swapped)
+
+
+def swap_run_mask(C: int, T: int, share: float, run_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """(C, T) bool: per camera, ``round(share * T / run_frames)`` runs of ``run_frames`` frames at
+    random places, separated by at least one frame (fewer runs when they do not fit)."""
+    L = max(1, int(run_frames))
+    n = min(int(round(share * T / L)), (T + 1) // (L + 1))
+    out = np.zeros((C, T), bool)
+    if n <= 0:
+        return out
+    for c in range(C):
+        # free frames split into n + 1 gaps (a random composition); interior gaps get one extra
+        free = T - n * L - (n - 1)
+        cuts = np.sort(rng.integers(0, free + 1, n))
+        gaps = np.diff(np.r_[0, cuts])
+        start = 0
+        for g in gaps:
+            start += g
+            out[c, start:start + L] = True
+            start += L + 1
+    return out
