@@ -97,15 +97,30 @@ def test_detect_resumes_per_camera_and_never_leaves_a_half_written_camera(tmp_pa
     assert (s / "pose" / "cam01_json" / "cam01_000000.json").stat().st_mtime_ns == stamp
     assert is_complete(s / "pose" / "cam02_json", "cam02", 5)
 
-    # A folder missing a frame is not complete: that camera is detected again, the other is not.
+    # A folder missing a frame (removed by hand) is nobody's finished work: refused, kept, named.
     (s / "pose" / "cam02_json" / "cam02_000004.json").unlink()
-    be = FakeBackend()
-    assert [r.skipped for r in detect_session(s, be, progress=False, log=lambda m: None)] == [True, False]
-    assert be.calls == 5 and is_complete(s / "pose" / "cam02_json", "cam02", 5)
+    with pytest.raises(InputError, match="cam02_json: holds keypoints that are not a complete SpineTrack-37"):
+        detect_session(s, FakeBackend(), progress=False, log=lambda m: None)
+    assert len(list((s / "pose" / "cam02_json").iterdir())) == 4
     # --overwrite detects everything again.
     be = FakeBackend()
     detect_session(s, be, overwrite=True, progress=False, log=lambda m: None)
-    assert be.calls == 10
+    assert be.calls == 10 and is_complete(s / "pose" / "cam02_json", "cam02", 5)
+
+
+def test_another_detectors_folder_is_not_taken_for_a_finished_camera(tmp_path):
+    s = _session(tmp_path, (3,))
+    # A complete HALPE_26 folder (26 keypoints) with the same file names, e.g. from Pose2Sim.
+    folder = s / "pose" / "cam01_json"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        doc = {"version": 1.3, "people": [{"pose_keypoints_2d": [1.0] * 78}]}
+        (folder / f"cam01_{i:06d}.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="26 keypoints per person.*--overwrite"):
+        detect_session(s, FakeBackend(), progress=False, log=lambda m: None)
+    assert json.loads((folder / "cam01_000000.json").read_text())["people"][0]["pose_keypoints_2d"] == [1.0] * 78
+    res = detect_session(s, FakeBackend(), overwrite=True, progress=False, log=lambda m: None)
+    assert not res[0].skipped and len(read_openpose_folder(folder)[0][0]) == K
 
 
 def test_detect_input_errors_are_one_line(tmp_path, capsys):

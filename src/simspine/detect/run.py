@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simspine.detect.video import find_videos, iter_frames, video_info
-from simspine.detect.writer import CameraFolderWriter, is_complete
+from simspine.detect.writer import CameraFolderWriter, is_complete, keypoint_count
 from simspine.errors import InputError
 
 BACKENDS = ("spinepose", "mediapipe")
+N_KEYPOINTS = 37  # SpineTrack-37
 
 
 @dataclass
@@ -70,7 +71,8 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
     Reads ``SESSION/videos/<camera>.<mp4|avi|mov|mkv>`` and writes ``SESSION/pose/<camera>_json/
     <camera>_<frame:06d>.json`` (OpenPose JSON, SpineTrack-37 order, pixels; frame numbers from 0).
     A camera whose folder already holds every frame of its video is skipped unless ``overwrite``;
-    a camera's folder appears only when all its frames are written.
+    a camera's folder appears only when all its frames are written. A folder that is neither (another
+    detector's keypoints, files removed by hand) is left alone with an error unless ``overwrite``.
 
     Args:
         session: the session folder.
@@ -83,7 +85,8 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
     Returns:
         one :class:`CameraResult` per camera, in camera-name order.
     Raises:
-        InputError: no videos, an unreadable video, a missing model file or backend.
+        InputError: no videos, an unreadable video, a missing model file or backend, a keypoint
+            folder that this command did not complete.
     """
     from tqdm import tqdm
 
@@ -95,13 +98,23 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
     pose_dir = session / "pose"
     if pose_dir.exists() and not pose_dir.is_dir():
         raise InputError(pose_dir, "exists and is not a folder")
-    todo = [cam for cam in videos if overwrite or not is_complete(pose_dir / f"{cam}_json", cam, infos[cam].n_frames)]
-    results: dict[str, CameraResult] = {}
+    todo, results = [], {}
     for cam in videos:
-        if cam not in todo:
-            results[cam] = CameraResult(cam, pose_dir / f"{cam}_json", infos[cam].n_frames, skipped=True)
-            log(f"{cam}: pose/{cam}_json already holds all {infos[cam].n_frames} frames, skipped "
-                "(--overwrite detects again)")
+        folder, n = pose_dir / f"{cam}_json", infos[cam].n_frames
+        if overwrite or not folder.exists():
+            todo.append(cam)
+        elif not folder.is_dir():
+            raise InputError(folder, "exists and is not a folder")
+        elif is_complete(folder, cam, n) and keypoint_count(folder) in (None, N_KEYPOINTS):
+            results[cam] = CameraResult(cam, folder, n, skipped=True)
+            log(f"{cam}: pose/{cam}_json already holds all {n} frames, skipped (--overwrite detects again)")
+        else:
+            # Not written by an interrupted run (those leave no folder): someone else's keypoints, kept.
+            k = keypoint_count(folder)
+            layout = "" if k in (None, N_KEYPOINTS) else f"; {k} keypoints per person"
+            raise InputError(folder, f"holds keypoints that are not a complete SpineTrack-37 detection of "
+                                     f"{videos[cam].name} ({n} frames){layout}: move the folder away or pass "
+                                     "--overwrite")
     if todo:
         be = make_backend(backend, **backend_options) if isinstance(backend, str) else backend
         if hasattr(be, "describe"):
@@ -109,12 +122,16 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
         for cam in todo:
             info = infos[cam]
             folder = pose_dir / f"{cam}_json"
-            if folder.exists() and not folder.is_dir():
-                raise InputError(folder, "exists and is not a folder")
             writer = CameraFolderWriter(folder, cam)
             # The bar writes to a duplicate of stderr: a backend may silence descriptor 2 while it runs.
             stream = _duplicate_stderr() if progress else None
-            detector = be.camera()
+            try:
+                detector = be.camera()
+            except BaseException:
+                writer.discard()
+                if stream is not None:
+                    stream.close()
+                raise
             n = with_person = 0
             t0 = time.perf_counter()
             try:
@@ -139,11 +156,11 @@ def detect_session(session: str | os.PathLike, backend="mediapipe", overwrite: b
                 writer.discard()
                 raise InputError(info.path, "no frame could be decoded")
             if n != info.n_frames:
-                # The container's count is what completeness is judged by; a short read means a damaged
-                # file, so nothing is written rather than a folder that would look complete next time.
-                writer.discard()
-                raise InputError(info.path, f"the header says {info.n_frames} frames but {n} could be decoded "
-                                            "(damaged or truncated video?)")
+                # Containers that only estimate their frame count (mkv, some mp4) can be off; the frames
+                # decoded are what the video holds, so they are kept. Completeness is judged by the
+                # header's count, so a later run detects this camera again.
+                log(f"{cam}: warning: the video's header says {info.n_frames} frames but {n} were decoded; "
+                    "kept the decoded frames (a re-run will detect this camera again)")
             writer.commit()
             r = CameraResult(cam, folder, n, skipped=False, seconds=seconds, frames_with_person=with_person)
             results[cam] = r

@@ -60,6 +60,19 @@ def is_complete(folder: Path, camera: str, n_frames: int) -> bool:
     return nums == set(range(n_frames))
 
 
+def keypoint_count(folder: Path) -> int | None:
+    """Keypoints per person in the first frame file of ``folder`` that has a person (None: no person
+    anywhere, or a file that is not OpenPose JSON)."""
+    for f in sorted(folder.glob("*.json")):
+        try:
+            people = json.loads(f.read_text(encoding="utf-8")).get("people") or []
+            if people:
+                return len(people[0]["pose_keypoints_2d"]) // 3
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            return None
+    return None
+
+
 class CameraFolderWriter:
     """Write frames into ``.<name>.partial`` next to ``folder``; :meth:`commit` renames it to ``folder``.
 
