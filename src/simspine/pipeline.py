@@ -213,7 +213,12 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         progress: show progress bars in the long stages; ``log``: where stage lines go.
     """
     from simspine.io.session import load_session, session_inputs
-    from simspine.multiview.reconstruct import read_triangulation, triangulate_session, write_triangulation
+    from simspine.multiview.reconstruct import (
+        read_triangulation,
+        require_points,
+        triangulate_session,
+        write_triangulation,
+    )
 
     session_dir = Path(session_dir)
     out = Path(out_dir)
@@ -234,6 +239,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         log(f"[triangulate] {session.n_cameras} cameras, {session.n_frames} frames, "
             f"{len(session.keypoint_names)} keypoints ({session.skeleton}) at {session.fps:g} fps")
         rec = triangulate_session(session, tri_o)
+        require_points(session, rec, tri_o)  # nothing triangulated: say what to check, write nothing
         write_triangulation(rec, out)
         return rec.markers, rec.report
 
@@ -255,7 +261,8 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     k_fil = _key("filter", _opts(fil_o), k_tri)
     fil_out = [out / "filtered.trc", out / "filtered.npz"]
     filtered = stages.run("filter", k_fil, fil_out,
-                          lambda: _write_traj(filter_trajectories(triangulated, fil_o), out, "filtered"),
+                          lambda: _write_traj(_require_finite(filter_trajectories(triangulated, fil_o), "filter",
+                                                              session_dir), out, "filtered"),
                           lambda: _read_traj(fil_out[1]))
     summary["stages"]["filter"] = {"options": _opts(fil_o), "rate_hz": triangulated.rate,
                                    "finite_share": float(np.isfinite(filtered.xyz).all(-1).mean())}
@@ -274,6 +281,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 markers = merge_markers(filtered, trusted_markers, options=mer_o)
             except InputError as e:  # names, frame or timing of the trusted file do not fit
                 raise InputError(trusted, e.problem) from None
+        _require_finite(markers, "merge", trusted if trusted is not None else session_dir)
         return _write_traj(markers, out, "markers")  # meta's sample_source array is stored as an array
 
     markers = stages.run("merge", k_mer, mer_out, do_merge, lambda: _read_traj(mer_out[1]))
@@ -314,6 +322,21 @@ def _json_default(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return str(v)
+
+
+_NOTHING_HINTS = {
+    "filter": "the filter removed every point: check --cutoff (below the Nyquist frequency), --max-gap and --hampel",
+    "merge": "no marker has a position in any frame: check that the trusted markers cover the session's time "
+             "span (--trusted-rate, units) and carry SpineTrack-37 or Human3.6M names",
+}
+
+
+def _require_finite(traj: Trajectories, stage: str, source) -> Trajectories:
+    """``traj`` if it has at least one finite point; else an :class:`InputError` naming ``source``
+    and what to check (a stage never writes an all-NaN output)."""
+    if traj.n_frames and np.isfinite(traj.xyz).all(-1).any():
+        return traj
+    raise InputError(source, f"{stage} produced no valid point; {_NOTHING_HINTS[stage]}")
 
 
 def _pseudo_only(filtered: Trajectories, o: MergeOptions, source) -> Trajectories:

@@ -56,7 +56,12 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from simspine.fileio import ensure_out_dir
-    from simspine.multiview.reconstruct import format_report, triangulate_session, write_triangulation
+    from simspine.multiview.reconstruct import (
+        format_report,
+        require_points,
+        triangulate_session,
+        write_triangulation,
+    )
 
     ensure_out_dir(args.out)
     t0 = time.perf_counter()
@@ -69,6 +74,7 @@ def run(args) -> int:
           + (f" ({session.meta['fps_source']})" if session.meta.get("fps_source") else "")
           + f"; read in {t1 - t0:.2f} s")
     rec = triangulate_session(session, triangulation_options(args))
+    require_points(session, rec, triangulation_options(args))
     t2 = time.perf_counter()
     n = session.n_frames * len(session.keypoint_names)
     print(f"triangulated {n} points in {t2 - t1:.2f} s ({n / max(t2 - t1, 1e-9):.0f} points/s)\n")

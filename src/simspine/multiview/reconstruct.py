@@ -221,3 +221,46 @@ def read_triangulation(path: str | os.PathLike) -> Trajectories:
     their confidences."""
     return read_trajectories_npz(path, "simspine triangulation file")
 
+
+#: a calibration whose camera translations exceed this many metres is probably in millimetres
+MM_CALIBRATION_M = 50.0
+
+
+def require_points(session: Session2D, rec: Reconstruction, options: TriangulationOptions | None = None) -> None:
+    """Raise :class:`~simspine.errors.InputError` when the triangulation of ``session`` has no
+    valid point at all, naming the session and what to check (an all-NaN output is never
+    written): a calibration in millimetres (camera translations over ``MM_CALIBRATION_M``), no 2D
+    keypoint, too few confident views (``--conf-threshold``, the keypoint layout), or views that
+    never agree (calibration vs videos, ``--reproj-threshold``)."""
+    from simspine.errors import InputError
+
+    if rec.result.valid.any():
+        return
+    o = options or TriangulationOptions()
+    source = session.meta.get("source") or "session"
+    causes = []
+    dist = [float(np.linalg.norm(c.t)) for c in session.cameras]
+    if dist and max(dist) > MM_CALIBRATION_M:
+        calib = session.meta.get("calibration")
+        causes.append(f"the camera translations{f' in {calib}' if calib else ''} are {min(dist):.4g} to "
+                      f"{max(dist):.4g} 'metres' from the world "
+                      "origin: the calibration looks like millimetres (Pose2Sim's TOML expects t in metres; divide "
+                      "t by 1000)")
+        raise InputError(source, "triangulation found no valid 3D point in any frame; likely cause: " + causes[0])
+    observed = np.isfinite(session.keypoints).all(-1)  # (C, T, K)
+    confident = observed & (np.nan_to_num(session.conf) >= o.conf_threshold)
+    seen2 = float((confident.sum(0) >= 2).mean()) if confident.size else 0.0
+    if not observed.any():
+        causes.append("no camera has any 2D keypoint: check the pose folders and the keypoint layout")
+    elif seen2 == 0:
+        top = float(np.nanmax(np.where(observed, session.conf, np.nan)))
+        causes.append(f"no keypoint is seen by two cameras with confidence >= {o.conf_threshold:g} (highest "
+                      f"confidence {top:.2f}): lower --conf-threshold, or check the keypoint layout "
+                      f"({session.skeleton or 'unknown'}) and that the cameras' frames line up")
+    else:
+        causes.append(f"{100 * seen2:.0f}% of keypoint-frames are seen by two or more confident cameras but no view "
+                      f"pair agreed within the thresholds (--reproj-threshold {o.reproj_threshold_px:g} px): check "
+                      "that the calibration belongs to these videos (units, camera names, image size) or raise "
+                      "the thresholds")
+    raise InputError(source, "triangulation found no valid 3D point in any frame; likely cause"
+                             f"{'s' if len(causes) > 1 else ''}: " + "; ".join(causes))
