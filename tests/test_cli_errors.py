@@ -288,3 +288,15 @@ def test_stage_that_produces_nothing_is_an_error():
         _require_finite(empty, "merge", "T.trc")
     ok = Trajectories(np.arange(4) / 50, names, np.zeros((4, 2, 3)), np.ones((4, 2)), "Y up", {})
     assert _require_finite(ok, "filter", "S") is ok
+
+
+def test_describe_os_error_names_the_path_and_what_to_do():
+    from simspine.fileio import describe_os_error
+
+    p = "/data/out/x.trc"
+    cases = {errno.ENOSPC: "no space left on device writing", errno.EACCES: "permission denied writing",
+             errno.EROFS: "read-only file system", errno.ENOTDIR: "not a folder", errno.EIO: "writing /data/out/x.trc failed"}
+    for code, words in cases.items():
+        msg = describe_os_error(OSError(code, os.strerror(code)), p)
+        assert words in msg and p in msg and "\n" not in msg, msg
+    assert "--out" in describe_os_error(OSError(errno.ENOSPC, "full"), p)

@@ -60,7 +60,7 @@ def describe_os_error(err: OSError, path: str | os.PathLike | None = None, actio
     if code == errno.ENOENT:
         return f"{where}: no such file or folder"
     reason = (err.strerror or str(err)).strip().replace("\n", " ")
-    return f"cannot complete {action} {where}: {reason}"
+    return f"{action} {where} failed: {reason}"
 
 
 def ensure_out_dir(path: str | os.PathLike) -> Path:
