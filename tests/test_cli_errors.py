@@ -300,3 +300,15 @@ def test_describe_os_error_names_the_path_and_what_to_do():
         msg = describe_os_error(OSError(code, os.strerror(code)), p)
         assert words in msg and p in msg and "\n" not in msg, msg
     assert "--out" in describe_os_error(OSError(errno.ENOSPC, "full"), p)
+
+
+def test_cutoff_at_or_above_nyquist_is_one_line(tmp_path, capsys):
+    s = _session(tmp_path / "S")  # 50 fps
+    _one_error_line(["annotate", s, "--out", tmp_path / "out", "--cutoff", "25", "--front-end-only", "--quiet"],
+                    capsys, "cutoff", "Nyquist", "25")
+    assert not (tmp_path / "out" / "filtered.trc").exists()
+
+
+def test_unknown_command_is_one_line(capsys):
+    rc, lines = _run(["no-such-command"], capsys)
+    assert rc == 2 and len(lines) == 1 and "invalid choice" in lines[0]
