@@ -202,3 +202,91 @@ def write_openpose_folder(folder: str | os.PathLike, xy: np.ndarray, conf: np.nd
         write_text_atomic(path, json.dumps({"version": 1.3, "people": people}))
         out.append(path)
     return out
+
+
+# ---- several people per frame -----------------------------------------------------------------
+def read_openpose_people(path: str | os.PathLike, n_keypoints: int | None = None):
+    """Every person of one frame file, in the file's order.
+
+    Args:
+        path: the JSON file.
+        n_keypoints: expected keypoint count K; inferred from the file when None.
+    Returns:
+        ``(xy (P, K, 2) px, conf (P, K))`` (NaN / 0 for undetected keypoints; P = 0 for a file with
+        nobody); ``(None, None)`` when the file has nobody and K is unknown.
+    Raises:
+        InputError: as :func:`read_openpose_frame` (every error names the file).
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(path, f"cannot read keypoint file: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(path, f"not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("people", None), list):
+        raise InputError(path, "no 'people' list: not an OpenPose keypoint file")
+    rows = []
+    for i, person in enumerate(data["people"]):
+        kp = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
+        if kp is None:
+            raise InputError(path, f"people[{i}] has no 'pose_keypoints_2d'")
+        try:
+            arr = np.asarray(kp, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(path, f"people[{i}].pose_keypoints_2d holds non-numeric values") from None
+        if arr.ndim != 1 or arr.size == 0 or arr.size % 3 != 0 or (n_keypoints is not None and arr.size != 3 * n_keypoints):
+            expected = f"3 x {n_keypoints} = {3 * n_keypoints}" if n_keypoints is not None else "a non-zero multiple of 3"
+            raise InputError(path, f"people[{i}].pose_keypoints_2d has {arr.size} values, expected {expected} "
+                                   "([x, y, confidence] per keypoint)")
+        n_keypoints = arr.size // 3
+        rows.append(arr.reshape(-1, 3))
+    if n_keypoints is None:
+        return None, None
+    if not rows:
+        return np.zeros((0, n_keypoints, 2)), np.zeros((0, n_keypoints))
+    arr = np.stack(rows)
+    conf = np.nan_to_num(arr[..., 2], nan=0.0)
+    missing = ~(conf > 0) | ~np.isfinite(arr[..., :2]).all(-1)
+    xy = arr[..., :2].copy()
+    xy[missing] = np.nan
+    conf[missing] = 0.0
+    return xy, conf
+
+
+def read_openpose_people_folder(folder: str | os.PathLike, n_keypoints: int | None = None, frames=None):
+    """Every person of every frame of a camera's folder, on the frame-number axis of
+    :func:`read_openpose_folder` (a frame is the number in its file name).
+
+    Args:
+        folder: the camera's folder.
+        n_keypoints: expected keypoint count K; default: that of the first file with a person.
+        frames: (T,) frame numbers to read; default the folder's first to last number.
+    Returns:
+        ``(xy (T, P, K, 2) px, conf (T, P, K), count (T,))`` with P the most people in any frame
+        (at least 1); person ``p`` of frame ``i`` is the ``p``-th in the file, NaN / 0 padding
+        beyond ``count[i]`` people and for missing frames.
+    Raises:
+        InputError: as :func:`read_openpose_folder`.
+    """
+    numbers, files = numbered_frame_files(folder)
+    frames = np.arange(numbers[0], numbers[-1] + 1) if frames is None else np.asarray(frames, dtype=np.int64)
+    row = {int(n): i for i, n in enumerate(frames)}
+    loaded = []
+    for n, f in zip(numbers, files, strict=True):
+        if int(n) not in row:
+            continue
+        xy, conf = read_openpose_people(f, n_keypoints)
+        if xy is not None and n_keypoints is None:
+            n_keypoints = xy.shape[1]
+        loaded.append((row[int(n)], xy, conf))
+    if n_keypoints is None:
+        raise InputError(folder, "no person in any frame, so the keypoint count is unknown (pass n_keypoints)")
+    T = len(frames)
+    P = max([1] + [len(xy) for _, xy, _ in loaded if xy is not None])
+    xy_all = np.full((T, P, n_keypoints, 2), np.nan)
+    conf_all = np.zeros((T, P, n_keypoints))
+    count = np.zeros(T, dtype=np.int64)
+    for i, xy, conf in loaded:
+        if xy is not None and len(xy):
+            xy_all[i, :len(xy)], conf_all[i, :len(xy)], count[i] = xy, conf, len(xy)
+    return xy_all, conf_all, count

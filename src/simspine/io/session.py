@@ -37,7 +37,7 @@ from simspine.io.openpose import (
     last_number,
     list_frame_files,
     numbered_frame_files,
-    read_openpose_folder,
+    read_openpose_people_folder,
 )
 from simspine.skeletons import POSE2SIM_ALIASES, pose2sim_layout, pose2sim_layout_name
 
@@ -339,7 +339,7 @@ def session_fps(folder: Path, cameras: list[str], cfg: dict | None = None) -> tu
 
 
 def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathLike | None = None,
-                          skeleton: str | None = None, fps: float | None = None) -> Session2D:
+                          skeleton: str | None = None, fps: float | None = None, person: int = 0) -> Session2D:
     """Build a :class:`Session2D` from a Pose2Sim project folder (layout in the module docstring).
 
     Args:
@@ -349,6 +349,10 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
             SpineTrack-37 when the files hold 37 keypoints.
         fps: frame rate (Hz, > 0); default ``[project] frame_rate`` of ``Config.toml``, else the
             rate the cameras' videos state (they must agree); else an error asking for it.
+        person: which subject when files hold several people (0: the most central; see
+            :mod:`simspine.multiview.association`). When any frame of any camera holds more than one
+            person, each camera's person per frame is chosen by cross-view agreement and continuity
+            with the subject (not by confidence); ``meta['people']`` records how.
     Frames are aligned by the number in the file names (module docstring): T is the range from the
     first to the last frame number over all cameras; ``timestamps`` are ``(frame - first) / fps``;
     ``meta`` records ``first_frame``, ``last_frame`` and per camera ``frames_missing`` (numbers
@@ -384,7 +388,7 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
     n_kp = _common_keypoint_count(folder, kp_dirs, [files for _, files in numbered])
     first, last = _frame_range(folder, cams, numbered)
     frames = np.arange(first, last + 1)
-    per_cam = [read_openpose_folder(d, n_kp, frames) for d in kp_dirs]
+    people = [read_openpose_people_folder(d, n_kp, frames) for d in kp_dirs]
     cfg = _config(folder)
     skeleton_source = folder
     if skeleton is None:
@@ -399,13 +403,14 @@ def load_pose2sim_session(folder: str | os.PathLike, calibration: str | os.PathL
         fps, fps_source = session_fps(folder, [c.name for c in cams], cfg)
     else:
         fps_source = "argument"
+    per_cam, people_meta = choose_person(folder, cams, people, person, fps)
     used = {c.name for c in cams}
     unused = [c.name for c in cams_all if c.name not in used]
     missing = {c.name: int(len(frames) - np.isin(frames, n).sum()) for c, (n, _) in zip(cams, numbered, strict=True)}
     meta = {"source": str(folder), "calibration": str(calib_path), "keypoint_folders": [str(d) for d in kp_dirs],
             "fps_source": fps_source, "unused_cameras": unused, "first_frame": first, "last_frame": last,
             "frame_ranges": {c.name: [int(n[0]), int(n[-1])] for c, (n, _) in zip(cams, numbered, strict=True)},
-            "frames_missing": missing}
+            "frames_missing": missing, "people": people_meta}
     return Session2D(cams, np.stack([p[0] for p in per_cam]), np.stack([p[1] for p in per_cam]),
                      (frames - first) / float(fps), names, skel_name, float(fps), DEFAULT_WORLD_FRAME, meta)
 
@@ -478,14 +483,46 @@ def session_inputs(path: str | os.PathLike, calibration: str | os.PathLike | Non
     return files
 
 
-def load_session(path: str | os.PathLike, calibration=None, fps: float | None = None) -> Session2D:
-    """A :class:`Session2D` from a Pose2Sim project folder or a simspine session ``.npz``."""
+def load_session(path: str | os.PathLike, calibration=None, fps: float | None = None, person: int = 0) -> Session2D:
+    """A :class:`Session2D` from a Pose2Sim project folder or a simspine session ``.npz``
+    (``person``: which subject of a project whose files hold several people)."""
     p = Path(path)
     if p.is_file() and p.suffix == ".npz":
+        if person != 0:
+            raise InputError(p, f"--person {person}: a session .npz holds one subject; --person chooses among the "
+                                "people of a Pose2Sim project's keypoint files")
         s = Session2D.load(p)
         if s.n_cameras < 2:
             raise InputError(p, f"{s.n_cameras} camera(s); triangulation needs at least 2")
         return s
     if not p.exists():
         raise InputError(p, "session not found (expected a Pose2Sim project folder or a session .npz)")
-    return load_pose2sim_session(p, calibration=calibration, fps=fps)
+    return load_pose2sim_session(p, calibration=calibration, fps=fps, person=person)
+
+
+def choose_person(folder: Path, cams: list[Camera], people, person: int, fps: float):
+    """Each camera's (xy (T, K, 2), conf (T, K)) of the subject from ``people`` (per camera the
+    (xy (T, P, K, 2), conf (T, P, K), count (T,)) of :func:`read_openpose_people_folder`), and a
+    JSON summary. One person per file at most: that person; several in any frame: association."""
+    counts = np.stack([c for _, _, c in people])  # (C, T)
+    several = int((counts > 1).any(0).sum())
+    if several == 0:
+        if person != 0:
+            raise InputError(folder, f"--person {person} asked for, but no keypoint file holds more than one person")
+        return [(xy[:, 0], conf[:, 0]) for xy, conf, _ in people], {"person": 0, "frames_with_several_people": 0}
+    from simspine.multiview.association import associate
+
+    P = max(xy.shape[1] for xy, _, _ in people)
+    uv = np.stack([np.pad(xy, ((0, 0), (0, P - xy.shape[1]), (0, 0), (0, 0)), constant_values=np.nan)
+                   for xy, _, _ in people])
+    conf = np.stack([np.pad(cf, ((0, 0), (0, P - cf.shape[1]), (0, 0))) for _, cf, _ in people])
+    try:
+        res = associate(cams, uv, conf, person=person, fps=fps)
+    except InputError as e:
+        raise InputError(folder, e.problem) from None
+    meta = {"person": int(person), "frames_with_several_people": several,
+            "most_people_in_a_file": int(counts.max()), "association": res.summary(counts)}
+    meta["association"]["chosen_per_camera"] = {
+        c.name: {"frames_with_subject": int((res.chosen[i] >= 0).sum()),
+                 "not_first_in_file": int((res.chosen[i] > 0).sum())} for i, c in enumerate(cams)}
+    return [(res.keypoints[i], res.conf[i]) for i in range(len(cams))], meta
