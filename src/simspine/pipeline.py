@@ -19,8 +19,12 @@ fk             keypoints and vertebral rotations of the fitted model         ``m
                                                                             ``model/rotations.npz/.csv``
 =============  ==========================================================  =========================
 
-plus ``summary.json`` / ``summary.txt``. All positions are metres in OpenSim's ground frame
-(Y up); the calibration's Z-up world is mapped by (x, y, z) -> (y, z, x) (Pose2Sim's convention).
+plus ``summary.json`` / ``summary.txt``, ``keypoints37_status.csv`` (per frame: whether each keypoint
+was observed, filled or inferred by the model; :mod:`simspine.observation` -- frames with too few
+pelvis/trunk markers are NaN in ``model/keypoints37.*`` and ``model/rotations.*`` unless
+``fill_unobserved``) and ``report.html`` (:mod:`simspine.annotate_report`). All positions are
+metres in OpenSim's ground frame (Y up); the calibration's Z-up world is mapped by
+(x, y, z) -> (y, z, x) (Pose2Sim's convention).
 
 Resumable: ``stages.json`` records, per finished front-end stage, a key made of its options and
 its inputs' keys; a stage whose key matches and whose outputs exist is skipped (its outputs are
@@ -192,7 +196,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
              triangulation: TriangulationOptions | None = None, filtering: FilterOptions | None = None,
              merge: MergeOptions | None = None, biomech: bool = True, mass: float = 70.0,
              height: float | None = None, ik_backend: str = "jacobian", ik_options: dict | None = None,
-             resume: bool = True,
+             resume: bool = True, fill_unobserved: bool = False, report: bool = True,
              progress: bool = True, log=print) -> AnnotateResult:
     """Run triangulate → filter → merge → scale → IK → FK on a session; see the module docstring.
 
@@ -210,6 +214,9 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
             :func:`simspine.biomech.pipeline.run_ik_pipeline` (``coordinate_tasks``,
             ``smoothness``, ``accuracy``, ``spine_placement``, ...).
         resume: skip stages whose outputs are up to date (see ``stages.json``).
+        fill_unobserved: keep the model's values in frames with too few markers for IK (default:
+            NaN there; see :mod:`simspine.observation`).
+        report: write ``report.html`` (:mod:`simspine.annotate_report`).
         progress: show progress bars in the long stages; ``log``: where stage lines go.
     """
     from simspine.io.session import load_session, session_inputs
@@ -296,10 +303,11 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     result = AnnotateResult(out, triangulated, filtered, markers, timings=stages.timings, skipped=stages.skipped,
                             summary=summary)
+    obs = _observation(result, fill_unobserved)
     failure = None
     if biomech:
         try:
-            _biomech_stages(result, mass, height, ik_backend, ik_options or {}, resume, progress, log)
+            _biomech_stages(result, mass, height, ik_backend, ik_options or {}, resume, progress, log, obs)
         except SimspineError as e:  # keep the front end's outputs and say what stopped the rest
             failure = e
             summary["stages"]["biomech"] = f"failed: {e}"
@@ -308,9 +316,15 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     summary["timings_s"] = stages.timings
     summary["skipped"] = stages.skipped
     summary["outputs"] = sorted({p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
-                                | {"summary.json", "summary.txt"})
+                                | {"summary.json", "summary.txt"} | ({"report.html"} if report else set()))
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
     write_text_atomic(out / "summary.txt", format_summary(summary) + "\n")
+    for w in summary["observation"]["warnings"]:
+        log(f"warning: {w}")
+    if report:
+        from simspine.annotate_report import write_annotate_report
+
+        write_annotate_report(result, out / "report.html", status=obs)
     if failure is not None:
         raise failure
     return result
@@ -354,8 +368,24 @@ def _pseudo_only(filtered: Trajectories, o: MergeOptions, source) -> Trajectorie
     return Trajectories(sel.time, sel.names, sel.xyz, sel.conf * o.pseudo_conf, sel.frame, meta)
 
 
+def _observation(result: AnnotateResult, fill_unobserved: bool) -> dict:
+    """Observed / filled / inferred status of the 37 keypoints per frame
+    (:mod:`simspine.observation`); writes ``keypoints37_status.csv`` and puts the coverage in
+    the summary. Returns the arrays for the model outputs and the report."""
+    from simspine import observation as ob
+
+    ms = ob.marker_status(result.markers, result.triangulated)
+    est = ob.frames_estimated(ms, result.markers.names)
+    kp = ob.keypoint_status(ms, result.markers.names, None if fill_unobserved else est)
+    cov = ob.coverage(kp, est)
+    ob.write_status_csv(result.out_dir / "keypoints37_status.csv", result.markers.time, kp, est)
+    result.summary["observation"] = {**cov, "fill_unobserved": fill_unobserved, "file": "keypoints37_status.csv"}
+    return {"time": result.markers.time, "keypoints": kp, "estimated": est, "coverage": cov,
+            "fill_unobserved": fill_unobserved}
+
+
 def _biomech_stages(result: AnnotateResult, mass, height, ik_backend, ik_options: dict, resume, progress,
-                    log) -> None:
+                    log, obs: dict | None = None) -> None:
     """scale → IK → FK with the biomechanical core (:func:`simspine.biomech.pipeline.run_ik_pipeline`).
 
     It writes into ``out_dir/model/`` (its own ``summary.json`` and resume state live there) and
@@ -375,6 +405,12 @@ def _biomech_stages(result: AnnotateResult, mass, height, ik_backend, ik_options
     result.keypoints = res.keypoints
     result.coordinates = res.coordinates
     result.rotations = res.rotations
+    if obs is not None:  # NaN where too few markers (unless filled), status arrays and notes
+        from simspine.observation import write_model_outputs
+
+        result.keypoints, result.rotations = write_model_outputs(
+            model_dir, res.keypoints, res.rotations, obs["keypoints"], obs["estimated"], obs["coverage"],
+            obs["fill_unobserved"])
     sc = res.scaling or {}
     result.summary["stages"]["scale"] = {"factors": sc.get("factors"), "height_estimate_m": sc.get("height_estimate_m"),
                                          "mass_kg": sc.get("mass_kg"), "warnings": sc.get("warnings", [])}
@@ -426,6 +462,15 @@ def format_summary(summary: dict) -> str:
         v = summary["stages"].get(name)
         if isinstance(v, str):
             lines.append(f"{name}: {v}")
+    ob = summary.get("observation")
+    if ob:
+        lines.append("observed share of frames (spine regions): "
+                     + ", ".join(f"{r} {100 * v['observed']:.0f}% (filled {100 * v['filled']:.0f}%, inferred "
+                                 f"{100 * v['inferred']:.0f}%)" for r, v in ob["regions"].items())
+                     + f"; frames estimated {100 * ob['frames_estimated_share']:.0f}%"
+                     + (" (others kept, --fill-unobserved)" if ob.get("fill_unobserved") else
+                        (" (others NaN)" if ob["frames_estimated_share"] < 1 else "")))
+        lines.extend(f"  warning: {w}" for w in ob["warnings"])
     lines.append("")
     lines.append("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in summary.get("timings_s", {}).items())
                  + (f" (skipped, up to date: {', '.join(summary['skipped'])})" if summary.get("skipped") else ""))

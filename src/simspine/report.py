@@ -83,17 +83,18 @@ def _num(v) -> float | None:
 
 
 def skeleton_figure(time: np.ndarray, truth_kp: np.ndarray, pred_kp: np.ndarray | None = None,
-                    max_frames: int = 80):
+                    max_frames: int = 80, labels: tuple[str, str] = ("true", "recovered"), title: str | None = None):
     """Animated 3D skeletons over time (true grey, recovered red), with a slider and play button.
 
     ``truth_kp``/``pred_kp``: (T, 37, 3) metres, OpenSim ground frame (Y up); plotted with Y up.
-    At most ``max_frames`` evenly spaced frames are animated (keeps the HTML small).
+    At most ``max_frames`` evenly spaced frames are animated (keeps the HTML small). ``labels``
+    names the grey and the red skeleton, ``title`` replaces the figure's title.
     """
     import plotly.graph_objects as go
 
     T = len(time)
     idx = np.unique(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int))
-    sets = [("true", truth_kp, "#555555")] + ([("recovered", pred_kp, "#d62728")] if pred_kp is not None else [])
+    sets = [(labels[0], truth_kp, "#555555")] + ([(labels[1], pred_kp, "#d62728")] if pred_kp is not None else [])
 
     def traces(i):
         out = []
@@ -121,7 +122,7 @@ def skeleton_figure(time: np.ndarray, truth_kp: np.ndarray, pred_kp: np.ndarray 
                                                  transition=dict(duration=0))]) for i in idx]
     dt = float(np.median(np.diff(time[idx]))) if len(idx) > 1 else 0.05
     fig.update_layout(
-        title="3D skeleton over time (true grey, recovered red; metres, OpenSim ground frame shown Y up)",
+        title=title or "3D skeleton over time (true grey, recovered red; metres, OpenSim ground frame shown Y up)",
         height=650,
         scene=dict(xaxis=dict(title="x (m)", range=rng[0]), yaxis=dict(title="z (m)", range=rng[2]),
                    zaxis=dict(title="y up (m)", range=rng[1]), aspectmode="cube",

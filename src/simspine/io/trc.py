@@ -37,7 +37,8 @@ def _fmt(v: float) -> str:
     return "NaN" if not np.isfinite(v) else f"{v:.10g}"
 
 
-def write_trc(path: str | os.PathLike, traj: Trajectories, units: str = "m", rate: float | None = None) -> Path:
+def write_trc(path: str | os.PathLike, traj: Trajectories, units: str = "m", rate: float | None = None,
+              note: str | None = None) -> Path:
     """Write ``traj`` (positions in metres) to a TRC file, atomically.
 
     Args:
@@ -46,6 +47,8 @@ def write_trc(path: str | os.PathLike, traj: Trajectories, units: str = "m", rat
             (TRC has no field for them); missing points (NaN) are written as ``NaN``.
         units: ``"m"`` (default, what OpenSim models use) or ``"mm"``/``"cm"``; values are scaled.
         rate: DataRate in Hz; defaults to the rate of ``traj.time`` (1 Hz for a single frame).
+        note: one line of text added to the first line as a ``note=...`` field after the frame
+            (OpenSim keeps that line as the ``header`` metadata; tabs and newlines become spaces).
     Returns:
         the path written.
     """
@@ -59,8 +62,11 @@ def write_trc(path: str | os.PathLike, traj: Trajectories, units: str = "m", rat
         rate = traj.rate if T > 1 else 1.0
     frame = traj.frame.replace("\t", " ").replace("\n", " ")
     rate_s = _fmt(float(rate))
+    first = f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}\tframe={frame}"
+    if note:
+        first += "\tnote=" + " ".join(note.split())
     lines = [
-        f"PathFileType\t4\t(X/Y/Z)\t{Path(path).name}\tframe={frame}",
+        first,
         "\t".join(_HEADER_KEYS),
         "\t".join([rate_s, rate_s, str(T), str(M), units, rate_s, "1", str(T)]),
         "Frame#\tTime\t" + "\t\t\t".join(traj.names) + "\t\t",
