@@ -185,3 +185,23 @@ def test_session_with_two_people_per_file_keeps_the_subject_and_person_selects(t
     assert _mpjpe_mm(cams, other.keypoints, other.conf, A60) > 500
     with pytest.raises(InputError, match="no keypoint file holds more than one person"):
         load_pose2sim_session(root / "one", person=1)
+
+
+def test_triangulate_command_person_option(two_people_project, tmp_path, capsys):
+    from simspine.cli import main
+    from simspine.frames import zup_to_yup
+    from simspine.io.trc import read_trc
+
+    root, cams, (A, B), _ = two_people_project
+    for person, truth in ((0, A[:60]), (1, B[:60])):
+        out = tmp_path / f"p{person}"
+        assert main(["triangulate", str(root / "many"), "--out", str(out), "--person", str(person)]) == 0
+        assert f"several people in 60 frames: person {person}" in capsys.readouterr().out
+        trc = read_trc(out / "triangulated.trc")
+        err = np.linalg.norm(trc.xyz - zup_to_yup(truth), axis=-1)
+        assert np.nanmean(err) < 0.04
+        rep = json.loads((out / "triangulated_report.json").read_text())
+        assert rep["people"]["person"] == person and rep["people"]["frames_with_several_people"] == 60
+    with pytest.raises(SystemExit) as e:
+        main(["triangulate", str(root / "many"), "--out", str(tmp_path / "bad"), "--person", "-1"])
+    assert e.value.code != 0 and "--person: must be an integer >= 0" in capsys.readouterr().err

@@ -19,7 +19,7 @@ DESCRIPTION = (
 
 def add_triangulation_arguments(p) -> None:
     """Options shared with ``simspine annotate``."""
-    from simspine.commands._args import fraction, positive_float
+    from simspine.commands._args import fraction, nonneg_int, positive_float
     from simspine.multiview.triangulation import TriangulationOptions
 
     d = TriangulationOptions()
@@ -35,6 +35,11 @@ def add_triangulation_arguments(p) -> None:
     g.add_argument("--huber", type=positive_float, default=d.huber_delta_px,
                    help="Huber threshold of the refinement, px (default: %(default)s)")
     g.add_argument("--no-consistency", action="store_true", help="skip the pair-hypothesis consistency step")
+    g.add_argument("--person", type=nonneg_int, default=0,
+                   help="which subject when the keypoint files hold several people: 0 (default) is the person "
+                        "nearest the centre of the capture volume in the first frame where two or more cameras "
+                        "see them, 1 the next nearest...; each camera's person per frame is then the one that "
+                        "agrees with the other cameras and with the subject's previous frames")
     g.add_argument("--no-swap-fix", action="store_true",
                    help="keep each camera's left/right labels as detected (default: a view whose sides are swapped "
                         "over a run of frames is relabelled to agree with the other cameras)")
@@ -67,17 +72,25 @@ def run(args) -> int:
     t0 = time.perf_counter()
     from simspine.io.session import load_session
 
-    session = load_session(args.session, args.calibration, args.fps)
+    session = load_session(args.session, args.calibration, args.fps, args.person)
     t1 = time.perf_counter()
     print(f"session: {session.n_cameras} cameras ({', '.join(session.camera_names)}), {session.n_frames} frames, "
           f"{len(session.keypoint_names)} keypoints ({session.skeleton}), {session.fps:g} fps"
           + (f" ({session.meta['fps_source']})" if session.meta.get("fps_source") else "")
           + f"; read in {t1 - t0:.2f} s")
+    people = session.meta.get("people", {})
+    if people.get("frames_with_several_people"):
+        a = people["association"]
+        print(f"several people in {people['frames_with_several_people']} frames: person {people['person']} "
+              f"followed from frame {a['start_frame']} ({a['people_at_start']} people there), in "
+              f"{a['frames_with_subject']} frames, {a['views_without_subject']} views with people but not the subject")
     rec = triangulate_session(session, triangulation_options(args))
     require_points(session, rec, triangulation_options(args))
     t2 = time.perf_counter()
     n = session.n_frames * len(session.keypoint_names)
     print(f"triangulated {n} points in {t2 - t1:.2f} s ({n / max(t2 - t1, 1e-9):.0f} points/s)\n")
+    if people:
+        rec.report["people"] = people
     paths = write_triangulation(rec, args.out)
     print(format_report(rec.report))
     print("\nwrote " + ", ".join(str(v) for v in paths.values()) + " (TRC in OpenSim's Y-up frame)")
