@@ -4,14 +4,26 @@ Outputs of :func:`run_ik_pipeline` in ``out_dir`` (all written atomically; frame
 are):
 
 * ``model_scaled.osim`` -- the subject-scaled model (SpineTrack-37 markers, no muscles);
-* ``scaling.json`` -- scale factors per segment, pair lengths, frames trimmed, height, mass;
-* ``ik.mot`` -- coordinates per frame (rotations in degrees, translations in metres);
+* ``scaling.json`` -- scale factors per segment and where each comes from (``factor_sources``:
+  measured pairs, the other side, height, neighbours), left/right factors made symmetric
+  (``symmetrised``), pair lengths and their spread, frames trimmed, height, mass, warnings;
+* ``ik.mot`` -- coordinates per frame (rotations in degrees, translations in metres); its header
+  lists the coordinates the markers do not determine;
 * ``ik_errors.csv`` -- per frame: time, marker RMS and max error (m), markers used;
 * ``keypoints37.trc`` -- the 37 SpineTrack-37 keypoints from FK (OpenSim ground, Y up, m);
 * ``rotations.csv`` / ``rotations.npz`` -- intervertebral coordinates (deg) and vertebral-body
   orientations relative to the pelvis (intrinsic Z-X-Y: flexion/extension, lateral bending,
   axial rotation; deg);
-* ``summary.json`` -- inputs, options, stage timings, IK error statistics, output names.
+* ``summary.json`` -- inputs, options, stage timings, IK error statistics, output names, and
+  ``undetermined_coordinates``.
+
+Partial marker sets: any subset of the SpineTrack-37 markers that places the pelvis and trunk
+(at least 3 non-collinear markers on them) can be used. Segments without marker pairs are
+scaled from other factors (:mod:`simspine.biomech.scaling`); coordinates that no present marker
+depends on (no marker on a body their joint moves, e.g. hips/knees/ankles without leg markers,
+the neck without head markers) are held by a weak coordinate task (weight
+:data:`UNDETERMINED_PRIOR_WEIGHT`) at the neutral pose :func:`neutral_pose` and listed in the
+outputs; they carry no information from the data.
 
 Resumable: a stage whose output exists and was made from the same input and options (recorded in
 ``.ik_state.json``) is skipped when ``resume=True``.
@@ -37,9 +49,9 @@ from simspine.biomech.fk import (
     coordinates_from_mot,
     run_fk,
 )
-from simspine.biomech.ik import IKResult, make_backend, smoothness_for_rate, write_ik_mot
-from simspine.biomech.model import prepare_model
-from simspine.biomech.scaling import ScalingReport, scale_subject
+from simspine.biomech.ik import IKResult, default_coordinate_tasks, make_backend, smoothness_for_rate
+from simspine.biomech.model import coordinate_info, load_model, prepare_model
+from simspine.biomech.scaling import ScalingReport, present_markers, scale_subject
 from simspine.errors import InputError
 from simspine.fileio import atomic_path, write_text_atomic
 from simspine.trajectories import Trajectories
@@ -47,6 +59,15 @@ from simspine.trajectories import Trajectories
 FRAME = "opensim-ground (Y up)"
 #: Temporal smoothness weight of the IK at 50 Hz (see :mod:`simspine.biomech.ik`).
 DEFAULT_SMOOTHNESS_50HZ = 0.1
+#: Weight (per rad^2, or m^2) of the task holding an undetermined coordinate at the neutral
+#: pose: as weak as the default L5_S1 task (1 deg costs what a weight-1 marker 0.17 mm off does).
+#: No marker moves such a coordinate, so any positive weight pins it without biasing the rest.
+UNDETERMINED_PRIOR_WEIGHT = 0.01
+#: Where the neutral pose differs from the model's defaults (radians): the model's default has
+#: the arms horizontal (arm_add -1.57); a relaxed stance with the arms along the body (the
+#: synthetic generator's standing pose) gives plausible keypoints for unmeasured arms.
+NEUTRAL_POSE_OVERRIDES = {"arm_add_r": -0.12, "arm_add_l": -0.12, "elbow_flex_r": 0.25, "elbow_flex_l": 0.25,
+                          "pro_sup_r": 1.2, "pro_sup_l": 1.2}
 
 
 @dataclass
@@ -124,6 +145,57 @@ def write_fk_outputs(kin: Kinematics, coords: CoordinateTable, out_dir: Path,
     return kp, rots
 
 
+def neutral_pose(model) -> dict[str, float]:
+    """Free coordinate -> neutral value (rad / m): the model's defaults with
+    :data:`NEUTRAL_POSE_OVERRIDES`."""
+    info = coordinate_info(model)
+    return {c.name: NEUTRAL_POSE_OVERRIDES.get(c.name, c.default) for c in info if not c.dependent and not c.locked}
+
+
+def undetermined_coordinates(model, present) -> list[str]:
+    """Free coordinates of ``model`` (an ``opensim.Model`` or path) that no marker in ``present``
+    depends on: none of those markers sits on a body that the coordinate's joint moves (its child
+    body or anything beyond it). Model order."""
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    children: dict[str, list[str]] = {}
+    joint_child = {}
+    js = model.getJointSet()
+    for i in range(js.getSize()):
+        j = js.get(i)
+        child = j.getChildFrame().findBaseFrame().getName()
+        children.setdefault(j.getParentFrame().findBaseFrame().getName(), []).append(child)
+        joint_child[j.getName()] = child
+    ms = model.getMarkerSet()
+    present = set(present)
+    with_markers = {ms.get(i).getParentFrame().findBaseFrame().getName() for i in range(ms.getSize())
+                    if ms.get(i).getName() in present}
+
+    def moved(body):
+        out, todo = set(), [body]
+        while todo:
+            b = todo.pop()
+            out.add(b)
+            todo.extend(children.get(b, []))
+        return out
+
+    return [c.name for c in coordinate_info(model)
+            if not c.dependent and not c.locked and not (moved(joint_child[c.joint]) & with_markers)]
+
+
+def _write_mot(res: IKResult, path: Path, undetermined: list[str]) -> Path:
+    """``ik.mot`` as :func:`simspine.biomech.ik.write_ik_mot` writes it, plus a header note on the
+    coordinates the markers do not determine."""
+    from simspine.io.mot import write_mot
+
+    note = ("coordinates not determined by the markers, held at the neutral pose by a weak prior: "
+            + ", ".join(undetermined)) if undetermined else "every free coordinate is determined by the markers"
+    return write_mot(path, res.time, res.coordinate_names, res.values_for_mot(), in_degrees=True,
+                     name="simspine_ik", frame="opensim-ground (Y up)",
+                     comment=f"simspine inverse kinematics ({res.backend})\n"
+                             f"rotations in degrees, translations in metres\n{note}")
+
+
 def _write_errors(res: IKResult, path: Path) -> Path:
     buf = io.StringIO()
     buf.write("# per-frame IK marker errors (metres); frame opensim-ground (Y up)\n")
@@ -137,7 +209,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                     backend: str = "jacobian", accuracy: float | None = None, coordinate_tasks=None,
                     weights: dict | None = None, refine: int = 4, resume: bool = True,
                     progress: bool = True, spine_placement: str = "published",
-                    lumbar_coupling: bool = True, smoothness: float = DEFAULT_SMOOTHNESS_50HZ) -> IKPipelineResult:
+                    lumbar_coupling: bool = True, smoothness: float = DEFAULT_SMOOTHNESS_50HZ,
+                    strict: bool = False) -> IKPipelineResult:
     """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
 
     ``markers_trc``: a TRC path (OpenSim ground frame, SpineTrack-37 marker names) or a
@@ -145,8 +218,10 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     (kg) sets the scaled model's mass. ``spine_placement`` and ``lumbar_coupling`` choose the
     model variant (see :func:`simspine.biomech.model.prepare_model`). ``smoothness``: weight of
     the IK's temporal smoothness term expressed at 50 Hz (scaled with the marker rate; 0 for
-    frame-by-frame IK as OpenSim does; jacobian backend only). See the module docstring for the
-    outputs.
+    frame-by-frame IK as OpenSim does; jacobian backend only). ``strict``: refuse left/right
+    scale factors differing by more than 15% instead of symmetrising them (with a warning). Any
+    marker subset that places the pelvis and trunk works (see the module docstring). See the
+    module docstring for the outputs.
     """
     t_all = time.perf_counter()
     out_dir = Path(out_dir)
@@ -166,7 +241,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         raise InputError(source, f"markers are in frame {markers.frame!r}; the model needs OpenSim ground (Y up)")
     options = dict(height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
                    coordinate_tasks=coordinate_tasks, weights=weights, spine_placement=spine_placement,
-                   lumbar_coupling=lumbar_coupling, smoothness=smoothness)
+                   lumbar_coupling=lumbar_coupling, smoothness=smoothness, strict=strict)
     key = _input_hash(markers, options)
     state_path = out_dir / ".ik_state.json"
     state = read_state(state_path, key) if resume else {"input": key}
@@ -182,7 +257,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     else:
         generic = prepare_model(spine_placement=spine_placement, lumbar_coupling=lumbar_coupling)
         report: ScalingReport = scale_subject(markers, model_path, mass=mass, height=height, refine=refine,
-                                              model_path=generic, source=source, progress=progress)
+                                              model_path=generic, source=source, progress=progress,
+                                              strict=strict)
         scaling = report.to_dict()
         scaling["frame"] = FRAME
         write_text_atomic(scaling_path, json.dumps(scaling, indent=1))
@@ -195,10 +271,20 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                    + ", ".join(f"{k} {v:.3f}" for k, v in scaling["factors"].items())
                    + f" ({timings['scaling']:.1f} s)")
 
-    # 2. inverse kinematics
+    # 2. inverse kinematics; coordinates no marker moves are held at the neutral pose
     mot_path = out_dir / "ik.mot"
     t0 = time.perf_counter()
     res = None
+    scaled_model = load_model(str(model_path))
+    undetermined = undetermined_coordinates(scaled_model, present_markers(markers))
+    neutral = neutral_pose(scaled_model)
+    tasks = default_coordinate_tasks() if coordinate_tasks is None else list(coordinate_tasks)
+    tasked = {t["coordinate"] for t in tasks}
+    tasks += [{"coordinate": c, "value": neutral[c], "weight": UNDETERMINED_PRIOR_WEIGHT}
+              for c in undetermined if c not in tasked]
+    if undetermined:
+        _say(progress, f"  note: {len(undetermined)} coordinates are not determined by the markers and are held at "
+                       f"the neutral pose: {', '.join(undetermined)}")
     if state.get("ik") and mot_path.is_file():
         kin = Kinematics(str(model_path))
         coords = coordinates_from_mot(mot_path, kin.coordinates)
@@ -206,8 +292,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     else:
         smooth = smoothness_for_rate(smoothness, markers.rate) if backend == "jacobian" else 0.0
         be = make_backend(backend, accuracy, smooth)
-        res = be.solve(str(model_path), markers, weights, coordinate_tasks, progress=progress)
-        write_ik_mot(res, mot_path)
+        res = be.solve(scaled_model, markers, weights, tasks, progress=progress)
+        _write_mot(res, mot_path, undetermined)
         _write_errors(res, out_dir / "ik_errors.csv")
         coords = CoordinateTable(res.time, res.coordinate_names, res.values)
         state["ik"] = True
@@ -229,6 +315,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         model="model_scaled.osim", scaling="scaling.json", motion="ik.mot", errors="ik_errors.csv",
         keypoints="keypoints37.trc", rotations_csv="rotations.csv", rotations_npz="rotations.npz",
         summary="summary.json").items()}
+    rotational = {c.name for c in coordinate_info(scaled_model) if c.rotational}
     summary = {
         "input": source or "in-memory trajectories",
         "n_frames": markers.n_frames,
@@ -237,7 +324,15 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         "units": {"positions": "m", "angles_in_mot": "deg", "rotations": "deg"},
         "options": {k: v for k, v in options.items() if k not in ("weights",)},
         "scaling": {"factors": scaling["factors"], "height_estimate_m": scaling["height_estimate_m"],
-                    "mass_kg": scaling["mass_kg"], "warnings": scaling.get("warnings", [])},
+                    "mass_kg": scaling["mass_kg"], "warnings": scaling.get("warnings", []),
+                    "factor_sources": scaling.get("factor_sources", {}),
+                    "symmetrised": sorted(scaling.get("symmetrised", {}))},
+        "undetermined_coordinates": {
+            "coordinates": undetermined,
+            "held_at": {c: float(np.rad2deg(neutral[c])) if c in rotational else neutral[c] for c in undetermined},
+            "units": "deg (translations m)", "prior_weight": UNDETERMINED_PRIOR_WEIGHT,
+            "why": "no marker of the trial sits on a body these coordinates move; their values come from "
+                   "the prior, not the data"},
         "timings_s": timings,
         "files": {k: Path(v).name for k, v in files.items()},
     }

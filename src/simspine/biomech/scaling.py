@@ -19,9 +19,23 @@ Method:
    (the elbow marker sits ~2 cm off the elbow axis), so on short trials of fast motion (12
    frames at 10 Hz, seen once) the forearm factor can stay ~1% off; a Gauss-Newton step on the
    IK residual w.r.t. the factors was tried and did not do better.
-4. Checks: factors outside [0.5, 2.0] or left/right factors differing by more than 15% are
-   refused with an :class:`InputError` naming the segment, as are missing markers, zero-length
-   segments and non-finite values.
+4. Checks: factors outside [0.5, 2.0] are refused (wrong units or labels), as are zero-length
+   segments and non-finite values; every refusal says what the user can do. Left and right
+   factors differing by more than 15% (:data:`MAX_ASYMMETRY`) are refused only with
+   ``strict=True``; by default the segment is *symmetrised*: a warning names the pairs behind each
+   side (with their measured lengths) and both sides get one factor, the mean of the left and
+   right factors weighted by the inverse square of each side's relative spread (the frame-to-frame
+   standard deviation of its pair lengths over their mean, floored at 1%). A rigid segment's
+   length should not vary, so its spread measures how noisy that side's markers are; equal spreads
+   give the plain mean. Real detections (mediapipe on Pose2Sim's Demo_SinglePerson: heel-toe
+   lengths 0.19 vs 0.22 m, both sides ~10% spread) have such asymmetries with correct labels; a
+   symmetrised pair is refined as one segment (its sides' model ratios combined with the same
+   weights), and ``scaling.json`` records it (``symmetrised``).
+   Segments without any measured pair take a factor from (in this order) the same segment on
+   the other side, the subject's height when given (:func:`factors_for_height`), the mean of their
+   measured neighbours (:data:`NEIGHBOURS`), or the mean of all measured factors;
+   ``factor_sources`` says which, per segment. Pairs with a marker missing from the trial are
+   simply not used.
 5. The factors go to OpenSim's ScaleTool (``manualScale`` of every body of the segment, uniform
    in x, y, z; mass distribution preserved, total mass = ``mass``).
 
@@ -49,6 +63,12 @@ FACTOR_RANGE = (0.5, 2.0)
 MAX_ASYMMETRY = 0.15
 PLAUSIBLE_BAND = (0.8, 1.25)
 TRIM = 0.10
+#: Floor of a side's relative pair-length spread when weighting left against right (a side
+#: seen in few frames can show almost no spread by chance).
+SPREAD_FLOOR = 0.01
+#: Bodies whose markers place the pelvis and trunk (the root of every chain): IK needs at least
+#: 3 non-collinear markers on them.
+TRUNK_BODIES = ("pelvis", "sacrum", "Abdomen", "lumbar5", "lumbar4", "lumbar3", "lumbar2", "lumbar1", "torso")
 
 
 @dataclass(frozen=True)
@@ -85,9 +105,35 @@ SEGMENTS: tuple[Segment, ...] = (
 )
 
 
+def _side_neighbours(name, near):
+    return {f"{name}_{side}": tuple(n.format(side=side) for n in near) for side in ("l", "r")}
+
+
+#: Adjacent segments whose mean measured factor an unmeasured segment takes (when neither the
+#: other side nor a height is there).
+NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "pelvis": ("torso", "thigh_l", "thigh_r"),
+    "torso": ("pelvis", "upperarm_l", "upperarm_r"),
+    "head": ("torso",),
+    **_side_neighbours("thigh", ("shank_{side}", "pelvis")),
+    **_side_neighbours("shank", ("thigh_{side}", "foot_{side}")),
+    **_side_neighbours("foot", ("shank_{side}",)),
+    **_side_neighbours("upperarm", ("forearm_{side}", "torso")),
+    **_side_neighbours("forearm", ("upperarm_{side}",)),
+}
+
+
 def segment_names() -> list[str]:
     """Names of the scaled segments (keys of a factor dict)."""
     return [s.name for s in SEGMENTS]
+
+
+def _other_side(seg: str) -> str | None:
+    if seg.endswith("_l"):
+        return seg[:-2] + "_r"
+    if seg.endswith("_r"):
+        return seg[:-2] + "_l"
+    return None
 
 
 @dataclass
@@ -98,6 +144,8 @@ class PairLength:
     length: float
     n_frames: int
     n_trimmed: int
+    #: standard deviation of the kept per-frame lengths over their mean (0 for one frame)
+    spread: float = 0.0
 
 
 @dataclass
@@ -115,6 +163,15 @@ class ScalingReport:
     refine_rounds: int
     warnings: list[str] = field(default_factory=list)
     model_path: str | None = None
+    #: segment -> where its factor comes from ("measured from pairs ...", "from height ...",
+    #: "from the other side ...", "from neighbours ...", "mean of the measured factors")
+    factor_sources: dict[str, str] = field(default_factory=dict)
+    #: segment stem (e.g. "foot") -> what was symmetrised and why (left/right factors and pairs
+    #: when found, weights, the factor used)
+    symmetrised: dict[str, dict] = field(default_factory=dict)
+    #: relative spread of each pair's per-frame lengths (std / mean)
+    pair_spread: dict[str, float] = field(default_factory=dict)
+    strict: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,18 +194,25 @@ def _pair_distances(markers: Trajectories, a: str, b: str) -> np.ndarray:
     return np.where(ok, d, np.nan)
 
 
-def robust_length(d: np.ndarray) -> tuple[float, int, int]:
-    """(trimmed mean, frames used, frames trimmed as implausible) of per-frame distances."""
+def _robust_stats(d: np.ndarray) -> tuple[float, int, int, float]:
+    """(trimmed mean, frames used, frames trimmed as implausible, relative spread of the kept
+    distances) of per-frame distances."""
     d = d[np.isfinite(d)]
     if d.size == 0:
-        return float("nan"), 0, 0
+        return float("nan"), 0, 0, float("nan")
     med = np.median(d)
     keep = d[(d >= PLAUSIBLE_BAND[0] * med) & (d <= PLAUSIBLE_BAND[1] * med)]
     n_trim = d.size - keep.size
     keep = np.sort(keep)
     k = int(TRIM * keep.size)
     core = keep[k:keep.size - k] if keep.size - 2 * k > 0 else keep
-    return float(core.mean()), int(keep.size), int(n_trim)
+    spread = float(keep.std() / keep.mean()) if keep.mean() > 0 else 0.0
+    return float(core.mean()), int(keep.size), int(n_trim), spread
+
+
+def robust_length(d: np.ndarray) -> tuple[float, int, int]:
+    """(trimmed mean, frames used, frames trimmed as implausible) of per-frame distances."""
+    return _robust_stats(d)[:3]
 
 
 def _check_markers(markers: Trajectories, source) -> None:
@@ -162,26 +226,88 @@ def _check_markers(markers: Trajectories, source) -> None:
 
 
 def measure_segments(markers: Trajectories, source=None) -> dict[str, PairLength]:
-    """Robust lengths of every usable pair; refuses segments with no usable pair or zero length."""
+    """Robust lengths of every usable pair (both markers present in at least one frame), keyed
+    ``"A-B"``; segments with no usable pair have no entry (see :func:`unmeasured_segments`).
+    Refuses zero-length pairs and non-finite input."""
     _check_markers(markers, source)
     out = {}
     for seg in SEGMENTS:
-        usable = []
         for a, b in seg.pairs:
             if a in markers.names and b in markers.names:
-                length, n, n_trim = robust_length(_pair_distances(markers, a, b))
+                length, n, n_trim, spread = _robust_stats(_pair_distances(markers, a, b))
                 if n > 0:
                     if length < 1e-3:
                         raise InputError(source, f"zero-length segment {seg.name}: markers {a} and {b} coincide "
-                                                 f"(distance {length * 1000:.3f} mm)")
-                    usable.append(PairLength((a, b), length, n, n_trim))
-        if not usable:
-            need = " or ".join(f"{a}+{b}" for a, b in seg.pairs)
-            raise InputError(source, f"required markers missing: segment {seg.name} needs {need} "
-                                     "(present in at least one frame)")
-        for pl in usable:
-            out[_pair_key(*pl.pair)] = pl
+                                                 f"(distance {length * 1000:.3f} mm); check that they are "
+                                                 "different points (labels, duplicated columns) or leave one out")
+                    out[_pair_key(a, b)] = PairLength((a, b), length, n, n_trim, spread)
     return out
+
+
+def _segment_pairs(seg: Segment, lengths: dict[str, PairLength]) -> list[str]:
+    return [_pair_key(a, b) for a, b in seg.pairs if _pair_key(a, b) in lengths]
+
+
+def unmeasured_segments(lengths: dict[str, PairLength]) -> list[str]:
+    """Segments none of whose marker pairs was measured."""
+    return [seg.name for seg in SEGMENTS if not _segment_pairs(seg, lengths)]
+
+
+def _pairs_text(seg: Segment, lengths: dict[str, PairLength]) -> str:
+    """``"LHeel-LBigToe 0.192 m, ..."``: the measured pairs behind a segment's factor."""
+    return ", ".join(f"{k} {lengths[k].length:.3f} m" for k in _segment_pairs(seg, lengths))
+
+
+def _segment(name: str) -> Segment:
+    return next(s for s in SEGMENTS if s.name == name)
+
+
+@cache
+def _generic_markers(model_path: str) -> dict[str, tuple[str, np.ndarray]]:
+    """Marker name -> (body, (3,) position in the default pose, m) on the model at ``model_path``."""
+    from simspine.biomech.fk import Kinematics
+
+    kin = Kinematics(model_path)
+    kin.set_defaults()
+    ms = kin.model.getMarkerSet()
+    pos = kin.marker_positions()
+    return {n: (ms.get(n).getParentFrame().findBaseFrame().getName(), pos[i])
+            for i, n in enumerate(kin.marker_names)}
+
+
+def present_markers(markers: Trajectories) -> list[str]:
+    """Markers with a finite position and a positive confidence in at least one frame."""
+    ok = (markers.conf > 0) & np.isfinite(markers.xyz).all(axis=2)
+    return [n for j, n in enumerate(markers.names) if ok[:, j].any()]
+
+
+def check_solvable(markers: Trajectories, lengths: dict[str, PairLength], height: float | None,
+                   model_path: str | os.PathLike | None = None, source=None) -> None:
+    """Refuse, in one message listing everything missing, a trial the model cannot be fitted to:
+    fewer than 3 non-collinear markers on the pelvis/trunk chain (:data:`TRUNK_BODIES`; they
+    place the root of every limb), or no measurable segment and no height to scale from."""
+    model_markers = _generic_markers(str(model_path or prepare_model()))
+    present = set(present_markers(markers))
+    trunk = [n for n, (body, _) in model_markers.items() if body in TRUNK_BODIES]
+    have = [n for n in trunk if n in present]
+    problems = []
+    if len(have) >= 3:
+        p = np.array([model_markers[n][1] for n in have])
+        collinear = np.linalg.svd(p - p.mean(0), compute_uv=False)[1] < 0.01
+    else:
+        collinear = True
+    if collinear:
+        problems.append(f"the pelvis and trunk need at least 3 markers not on one line among "
+                        f"{', '.join(trunk)} (present: {', '.join(have) or 'none'})")
+    if not lengths and height is None:
+        needs = "; ".join(f"{seg.name}: " + " or ".join(f"{a}+{b}" for a, b in seg.pairs) for seg in SEGMENTS)
+        problems.append(f"no segment can be measured and no height is given (give --height, or markers of "
+                        f"at least one pair: {needs})")
+    if problems:
+        missing = sorted(set(model_markers) - present, key=list(model_markers).index)
+        raise InputError(source, "cannot fit the model to these markers: " + "; ".join(problems)
+                         + f". Markers of the model missing from the trial: {', '.join(missing) or 'none'}"
+                         + ". Add the missing markers (SpineTrack-37 names, present in at least one frame)")
 
 
 @cache
@@ -218,18 +344,42 @@ def model_stature(kin, foot_factor: float = 1.0) -> float:
     return float(p[0, 1] - min(p[1, 1], p[2, 1]) + foot_factor * _heel_to_sole_generic())
 
 
-def check_factors(factors: dict[str, float], source=None) -> None:
-    """Refuse implausible (outside [0.5, 2]) or strongly asymmetric (L/R > 15%) factors."""
+def _asymmetry(fl: float, fr: float) -> float:
+    """Relative left/right difference |l - r| / mean."""
+    return abs(fl - fr) / (0.5 * (fl + fr))
+
+
+def asymmetric_segments(factors: dict[str, float]) -> list[str]:
+    """Stems (``"foot"``) of sided segments whose left/right factors differ by > :data:`MAX_ASYMMETRY`."""
+    return [s[:-2] for s in factors if s.endswith("_l") and s[:-2] + "_r" in factors
+            and _asymmetry(factors[s], factors[s[:-2] + "_r"]) > MAX_ASYMMETRY]
+
+
+def check_factors(factors: dict[str, float], source=None, lengths: dict[str, PairLength] | None = None,
+                  strict: bool = True) -> None:
+    """Refuse implausible factors (outside [0.5, 2]: wrong units or labels) and, with ``strict``,
+    strongly asymmetric ones (L/R > 15%). ``lengths`` (measured pairs) lets the message name the
+    pairs behind each factor."""
+    lengths = lengths or {}
     for s, f in factors.items():
         if not np.isfinite(f) or not (FACTOR_RANGE[0] <= f <= FACTOR_RANGE[1]):
-            raise InputError(source, f"implausible scale factor {f:.3f} for segment {s} "
-                                     f"(allowed {FACTOR_RANGE[0]}-{FACTOR_RANGE[1]}); check marker units and labels")
-    for s in factors:
-        if s.endswith("_l") and s[:-2] + "_r" in factors:
-            fl, fr = factors[s], factors[s[:-2] + "_r"]
-            if abs(fl - fr) / (0.5 * (fl + fr)) > MAX_ASYMMETRY:
-                raise InputError(source, f"strongly asymmetric scale factors for {s[:-2]}: left {fl:.3f}, right {fr:.3f} "
-                                         f"(differ by more than {MAX_ASYMMETRY:.0%}); check left/right labels")
+            pairs = _pairs_text(_segment(s), lengths) if s in segment_names() else ""
+            raise InputError(source, f"implausible scale factor {f:.3f} for segment {s}"
+                                     + (f" (measured pairs: {pairs})" if pairs else "")
+                                     + f", allowed {FACTOR_RANGE[0]}-{FACTOR_RANGE[1]}: check the units (expected "
+                                       "metres; millimetres read as metres give ~1000) and the marker labels")
+    if strict:
+        for stem in asymmetric_segments(factors):
+            fl, fr = factors[stem + "_l"], factors[stem + "_r"]
+            sides = []
+            for side, f in (("left", fl), ("right", fr)):
+                seg = f"{stem}_{side[0]}"
+                pairs = _pairs_text(_segment(seg), lengths) if seg in segment_names() else ""
+                sides.append(f"{side} {f:.3f}" + (f" from {pairs}" if pairs else ""))
+            raise InputError(source, f"strongly asymmetric scale factors for {stem}: {'; '.join(sides)} "
+                                     f"(differ by {_asymmetry(fl, fr):.0%}, more than {MAX_ASYMMETRY:.0%}, and "
+                                     "strict checking is on): check the left/right labels and these markers, "
+                                     "or run without --strict to scale both sides with one symmetric factor")
 
 
 def scale_model(factors: dict[str, float], out_path: str | os.PathLike, mass: float = 70.0,
@@ -278,7 +428,7 @@ def scale_model(factors: dict[str, float], out_path: str | os.PathLike, mass: fl
 def factors_for_height(height: float, model_path: str | os.PathLike | None = None) -> dict[str, float]:
     """Uniform per-segment factors giving a subject of ``height`` metres (for synthetic subjects)."""
     if not (np.isfinite(height) and 0.5 < height < 2.6):
-        raise InputError(None, f"height must be in metres (0.5-2.6), got {height}")
+        raise InputError(None, f"height must be in metres (0.5-2.6), got {height}: give it in metres, e.g. 1.75")
     _, h0 = _generic_lengths_and_height(str(model_path or prepare_model()))
     return {s: height / h0 for s in segment_names()}
 
@@ -295,12 +445,85 @@ def _weighted_mean(ratios: list[float], weights: list[float]) -> float:
 
 
 def _initial_factors(lengths: dict[str, PairLength], generic: dict[str, float]) -> dict[str, float]:
+    """Default-pose factors of the measured segments (weighted mean of their pair ratios)."""
     out = {}
     for seg in SEGMENTS:
-        keys = [_pair_key(a, b) for a, b in seg.pairs if _pair_key(a, b) in lengths]
-        out[seg.name] = _weighted_mean([lengths[k].length / generic[k] for k in keys],
-                                       [generic[k] ** 2 for k in keys])
+        keys = _segment_pairs(seg, lengths)
+        if keys:
+            out[seg.name] = _weighted_mean([lengths[k].length / generic[k] for k in keys],
+                                           [generic[k] ** 2 for k in keys])
     return out
+
+
+def _segment_spread(seg: str, lengths: dict[str, PairLength]) -> float:
+    """Relative spread of a segment's pair lengths (mean over its pairs weighted by squared
+    length, as its factor), floored at :data:`SPREAD_FLOOR`."""
+    keys = _segment_pairs(_segment(seg), lengths)
+    spread = np.average([lengths[k].spread for k in keys], weights=[lengths[k].length ** 2 for k in keys])
+    return max(float(spread), SPREAD_FLOOR)
+
+
+def _side_weights(stem: str, lengths: dict[str, PairLength]) -> tuple[float, float]:
+    """(left, right) weights, summing to 1, of a symmetrised segment: inverse squared relative
+    spread of each side's pair lengths (see the module docstring)."""
+    wl, wr = (1.0 / _segment_spread(f"{stem}_{s}", lengths) ** 2 for s in ("l", "r"))
+    return wl / (wl + wr), wr / (wl + wr)
+
+
+def _symmetrise(measured: dict[str, float], lengths: dict[str, PairLength], tied: dict[str, dict],
+                warnings: list[str], when: str) -> None:
+    """Tie the newly asymmetric sided segments of ``measured`` (in place): both sides get the
+    spread-weighted mean factor; ``tied`` records it, ``warnings`` says it."""
+    for stem in asymmetric_segments(measured):
+        if stem in tied:
+            continue
+        fl, fr = measured[stem + "_l"], measured[stem + "_r"]
+        wl, wr = _side_weights(stem, lengths)
+        f = wl * fl + wr * fr
+        pl, pr = (_pairs_text(_segment(f"{stem}_{s}"), lengths) for s in ("l", "r"))
+        sl, sr = (_segment_spread(f"{stem}_{s}", lengths) for s in ("l", "r"))
+        rule = ("mean of left and right" if abs(wl - wr) < 0.05 else
+                f"mean weighted {wl:.2f}/{wr:.2f} towards the side whose pair lengths vary less")
+        tied[stem] = {"left": fl, "right": fr, "difference": _asymmetry(fl, fr), "found": when,
+                      "pairs_left": {k: lengths[k].length for k in _segment_pairs(_segment(stem + "_l"), lengths)},
+                      "pairs_right": {k: lengths[k].length for k in _segment_pairs(_segment(stem + "_r"), lengths)},
+                      "spread_left": sl, "spread_right": sr, "weight_left": wl, "weight_right": wr,
+                      "factor_at_tie": f, "rule": rule,
+                      "why": f"left/right factors differ by more than {MAX_ASYMMETRY:.0%}; a body is close to "
+                             "symmetric, so the difference is taken as marker error and both sides share one factor"}
+        warnings.append(f"left/right scale factors for {stem} differ by {_asymmetry(fl, fr):.0%} ({when}): "
+                        f"left {fl:.3f} from {pl} (spread {sl:.0%}), right {fr:.3f} from {pr} (spread {sr:.0%}); "
+                        f"both sides use {f:.3f} ({rule}). If a side's labels or markers are wrong, fix them; "
+                        "--strict refuses such trials")
+        measured[stem + "_l"] = measured[stem + "_r"] = f
+
+
+def _complete_factors(measured: dict[str, float], lengths: dict[str, PairLength], height: float | None,
+                      model_path: str) -> tuple[dict[str, float], dict[str, str]]:
+    """Factors of every segment and where each comes from: measured ones as they are, the others
+    from the other side, the height, measured neighbours or the mean of the measured factors
+    (in that order; see the module docstring)."""
+    factors, sources = {}, {}
+    from_height = factors_for_height(height, model_path) if height is not None else None
+    mean_measured = float(np.mean(list(measured.values()))) if measured else None
+    for seg in SEGMENTS:
+        s = seg.name
+        other = _other_side(s)
+        near = [n for n in NEIGHBOURS.get(s, ()) if n in measured]
+        if s in measured:
+            factors[s], sources[s] = measured[s], f"measured from pairs {_pairs_text(seg, lengths)}"
+        elif other in measured:
+            factors[s], sources[s] = measured[other], f"from the other side ({other}, measured)"
+        elif from_height is not None:
+            factors[s], sources[s] = from_height[s], f"from height {height:.3f} m"
+        elif near:
+            factors[s] = float(np.mean([measured[n] for n in near]))
+            sources[s] = f"from neighbour{'s' if len(near) > 1 else ''} {', '.join(near)}"
+        elif mean_measured is not None:
+            factors[s], sources[s] = mean_measured, "mean of the measured factors"
+        else:  # check_solvable refuses this case first
+            raise InputError(None, f"no factor for segment {s}: give --height")
+    return factors, sources
 
 
 def _sample_frames(markers: Trajectories, n: int) -> np.ndarray:
@@ -347,39 +570,54 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
             if ok.sum():
                 ratios.append(np.median(d_data[ok] / d_model[ok]))
                 weights.append(lengths[key].length ** 2)
-        new[seg.name] = _weighted_mean(ratios, weights) if ratios else 1.0
+        if ratios:  # measured segments only; the others follow them (_complete_factors)
+            new[seg.name] = _weighted_mean(ratios, weights)
     return new
 
 
 def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | None = None,
                      model_path: str | os.PathLike | None = None, refine: int = 4, source=None,
                      workdir: str | os.PathLike | None = None,
-                     out_path: str | os.PathLike | None = None, progress: bool = False) -> ScalingReport:
+                     out_path: str | os.PathLike | None = None, progress: bool = False,
+                     strict: bool = False) -> ScalingReport:
     """Per-segment factors and a height estimate from a trial's markers (see the module docstring).
 
     The height estimate needs the scaled model: with ``out_path`` it is written there (and kept),
-    else to a temporary file. ``progress``: a line per refinement round.
+    else to a temporary file. ``progress``: a line per refinement round. ``strict``: refuse
+    left/right factors differing by more than 15% instead of symmetrising them.
     """
     import tempfile
     import time
 
     model_path = str(model_path or prepare_model())
     if not (np.isfinite(mass) and 20 <= mass <= 300):
-        raise InputError(source, f"mass must be in kg (20-300), got {mass}")
+        raise InputError(source, f"mass must be in kg (20-300), got {mass}: give --mass in kilograms")
     if height is not None and not (np.isfinite(height) and 0.5 < height < 2.6):
-        raise InputError(source, f"height must be in metres (0.5-2.6), got {height}")
+        raise InputError(source, f"height must be in metres (0.5-2.6), got {height}: give --height in metres, "
+                                 "e.g. 1.75")
     lengths = measure_segments(markers, source)
+    check_solvable(markers, lengths, height, model_path, source)
     generic, _ = _generic_lengths_and_height(model_path)
-    factors = _initial_factors(lengths, generic)
-    check_factors(factors, source)
+    measured = _initial_factors(lengths, generic)
+    check_factors(measured, source, lengths, strict=strict)
+    warnings: list[str] = []
+    tied: dict[str, dict] = {}
+    _symmetrise(measured, lengths, tied, warnings, "default-pose estimate")
+    factors, sources = _complete_factors(measured, lengths, height, model_path)
     with tempfile.TemporaryDirectory(dir=workdir) as td:
         prev: dict[str, tuple[float, float]] = {}
         for round_ in range(refine):
             t0 = time.perf_counter()
             ratios = _model_ratios(markers, factors, lengths, model_path, mass, Path(td))
+            for stem in tied:
+                # A symmetrised segment is refined as one: its sides' ratios combined with the
+                # weights that combined its factors.
+                wl, wr = tied[stem]["weight_left"], tied[stem]["weight_right"]
+                rl, rr = ratios.get(stem + "_l", 1.0), ratios.get(stem + "_r", 1.0)
+                ratios[stem + "_l"] = ratios[stem + "_r"] = wl * rl + wr * rr
             new = {}
-            for seg, f in factors.items():
-                r = ratios[seg]
+            for seg, f in measured.items():
+                r = ratios.get(seg, 1.0)  # 1: its pairs were in none of the sampled frames
                 step = f * (r - 1.0)  # multiplicative update
                 if seg in prev:
                     # Secant on ratio(f) = 1: IK partly absorbs a wrong factor through joint
@@ -395,19 +633,37 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
                 prev[seg] = (f, r)
                 new[seg] = f + step
             if progress:
-                change = max(abs(new[k] / factors[k] - 1.0) for k in factors)
+                change = max(abs(new[k] / measured[k] - 1.0) for k in measured)
                 print(f"  scaling refinement {round_ + 1}/{refine}: largest factor change {change:.2%} "
                       f"({time.perf_counter() - t0:.1f} s)", flush=True)
-            factors = new
-        check_factors(factors, source)
+            check_factors(new, source, lengths, strict=strict)
+            # Refinement can pull sides apart (IK trades a noisy foot's length for ankle angles):
+            # symmetrise those too (their secant history restarts from the shared factor).
+            before = set(tied)
+            _symmetrise(new, lengths, tied, warnings, f"refinement round {round_ + 1}")
+            for stem in set(tied) - before:
+                prev.pop(stem + "_l", None)
+                prev.pop(stem + "_r", None)
+            measured = new
+            factors, sources = _complete_factors(measured, lengths, height, model_path)
+        check_factors(factors, source, lengths, strict=strict)
+        for stem, rec in tied.items():
+            rec["factor"] = factors[stem + "_l"]
+            for side in ("l", "r"):
+                sources[f"{stem}_{side}"] += f"; symmetrised with {stem}_{'r' if side == 'l' else 'l'} " \
+                                             f"(see symmetrised)"
         scaled = scale_model(factors, out_path or Path(td) / "final.osim", mass, model_path)
         from simspine.biomech.fk import Kinematics
 
         h = model_stature(Kinematics(str(scaled)), foot_factor=0.5 * (factors["foot_l"] + factors["foot_r"]))
-    warnings = []
     if height is not None and abs(h - height) / height > 0.10:
         warnings.append(f"height estimated from markers ({h:.3f} m) differs from the given height "
                         f"({height:.3f} m) by more than 10%")
+    stature = ("pelvis", "torso", "head", "thigh_l", "thigh_r", "shank_l", "shank_r", "foot_l", "foot_r")
+    guessed = [s for s in stature if not sources[s].startswith("measured")]
+    if guessed and height is None:
+        warnings.append(f"no marker pair measures {', '.join(guessed)}: their factors (and so the height "
+                        f"estimate, {h:.3f} m) are inferred (see factor_sources); give --height if known")
     return ScalingReport(
         factors=factors,
         pair_lengths={k: v.length for k, v in lengths.items()},
@@ -416,13 +672,15 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
         frames_trimmed={k: v.n_trimmed for k, v in lengths.items()},
         height_estimate_m=h, height_given_m=height, mass_kg=float(mass), refine_rounds=refine,
         warnings=warnings, model_path=None if out_path is None else str(out_path),
+        factor_sources=sources, symmetrised=tied, pair_spread={k: v.spread for k, v in lengths.items()},
+        strict=strict,
     )
 
 
 def scale_subject(markers: Trajectories, out_path: str | os.PathLike, mass: float = 70.0,
                   height: float | None = None, model_path: str | os.PathLike | None = None,
-                  refine: int = 4, source=None, progress: bool = False) -> ScalingReport:
+                  refine: int = 4, source=None, progress: bool = False, strict: bool = False) -> ScalingReport:
     """Estimate the factors from ``markers`` and write the scaled model to ``out_path``."""
     return estimate_scaling(markers, mass, height, model_path, refine, source,
                             workdir=Path(out_path).parent if Path(out_path).parent.exists() else None,
-                            out_path=out_path, progress=progress)
+                            out_path=out_path, progress=progress, strict=strict)

@@ -40,6 +40,9 @@ def add_arguments(p) -> None:
     g.add_argument("--mass", type=positive_float, default=70.0, help="subject mass in kg (default: %(default)s)")
     g.add_argument("--height", type=positive_float, default=None, help="subject height in m, if known")
     g.add_argument("--ik-backend", default="jacobian", help="IK backend (default: %(default)s)")
+    g.add_argument("--strict", action="store_true",
+                   help="refuse left/right scale factors that differ by more than 15%% (default: warn and use one "
+                        "symmetric factor)")
     g.add_argument("--front-end-only", action="store_true", help="stop after the merge (no scaling/IK/FK)")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -59,7 +62,8 @@ def run(args) -> int:
                    filtering=FilterOptions(cutoff_hz=args.cutoff or None, order=args.order, max_gap=args.max_gap,
                                            hampel=args.hampel),
                    merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,
-                   mass=args.mass, height=args.height, ik_backend=args.ik_backend, resume=not args.no_resume,
+                   mass=args.mass, height=args.height, ik_backend=args.ik_backend,
+                   ik_options={"strict": True} if args.strict else None, resume=not args.no_resume,
                    progress=not args.quiet)
     print()
     print(format_summary(res.summary))

@@ -10,7 +10,10 @@ DESCRIPTION = (
     "kinematics frame by frame and writes to DIR: model_scaled.osim, scaling.json, ik.mot (degrees), "
     "ik_errors.csv (per-frame marker RMS/max, m), keypoints37.trc (37 keypoints from the model, m), "
     "rotations.csv/.npz (intervertebral angles and vertebral-body orientations relative to the pelvis, deg) "
-    "and summary.json. Re-running on the same input reuses finished stages."
+    "and summary.json. Any marker subset that places the pelvis and trunk (3 non-collinear markers) works: "
+    "segments without marker pairs are scaled from the other side, --height or their neighbours, and "
+    "coordinates no marker moves are held at a neutral pose (listed in summary.json and the .mot header). "
+    "Re-running on the same input reuses finished stages."
 )
 
 
@@ -35,6 +38,9 @@ def add_arguments(p) -> None:
     p.add_argument("--free-lumbar", action="store_true",
                    help="drop the lumbar coupler constraints (18 free lumbar coordinates instead of 3; "
                         "slower and only weakly determined by the markers)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse left/right scale factors that differ by more than 15%% (default: warn, name the "
+                        "marker pairs and use one symmetric factor)")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage even if outputs exist")
 
 
@@ -46,5 +52,5 @@ def run(args) -> int:
     run_ik_pipeline(args.markers, args.out, height=args.height, mass=args.mass, backend=args.backend,
                     accuracy=args.accuracy, resume=not args.no_resume, progress=True,
                     spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar,
-                    smoothness=args.smoothness if args.backend == "jacobian" else 0.0)
+                    smoothness=args.smoothness if args.backend == "jacobian" else 0.0, strict=args.strict)
     return 0
