@@ -10,7 +10,9 @@ DESCRIPTION = (
     "(--trusted: a TRC, or Human3.6M joints as .npy/.npz), subject scaling, inverse kinematics and forward "
     "kinematics (SpineTrack-37 keypoints and per-vertebra rotations). Everything goes into --out with "
     "summary.txt/summary.json; positions are metres in OpenSim's ground frame (Y up). Re-running skips "
-    "the stages whose outputs are up to date (stages.json); --no-resume recomputes everything."
+    "the stages whose outputs are up to date (stages.json); --no-resume recomputes everything. "
+    "keypoints37_status.csv says per frame whether each keypoint was observed (triangulated), filled or "
+    "inferred by the model; report.html shows the run offline."
 )
 
 
@@ -44,6 +46,10 @@ def add_arguments(p) -> None:
                    help="refuse left/right scale factors that differ by more than 15%% (default: warn and use one "
                         "symmetric factor)")
     g.add_argument("--front-end-only", action="store_true", help="stop after the merge (no scaling/IK/FK)")
+    g.add_argument("--fill-unobserved", action="store_true",
+                   help="keep the model's keypoints and rotations in frames with fewer than 3 pelvis/trunk markers "
+                        "(default: NaN there; keypoints37_status.csv says which frames)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -64,7 +70,7 @@ def run(args) -> int:
                    merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,
                    mass=args.mass, height=args.height, ik_backend=args.ik_backend,
                    ik_options={"strict": True} if args.strict else None, resume=not args.no_resume,
-                   progress=not args.quiet)
+                   fill_unobserved=args.fill_unobserved, report=not args.no_report, progress=not args.quiet)
     print()
     print(format_summary(res.summary))
     return 0
