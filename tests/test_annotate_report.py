@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 from test_demo_report import CHROMIUM, HOOK
-from test_observation import _front, sessions  # noqa: F401  (the synthetic sessions fixture)
+from test_observation import sessions  # noqa: F401  (the synthetic sessions fixture)
 
 from simspine import annotate_report as ar
 from simspine import observation as ob
