@@ -222,7 +222,7 @@ def point_ray_distance(origins: np.ndarray, dirs: np.ndarray, X: np.ndarray) -> 
 
 
 def candidate_groups(D: np.ndarray, origins: np.ndarray, dirs: np.ndarray, weight: np.ndarray,
-                     threshold: float, min_common: int = 4, chunk: int = 256):
+                     threshold: float, min_common: int = 4, budget: float = 2e6):
     """Candidate groups (one person's views) of every frame.
 
     Args:
@@ -233,7 +233,8 @@ def candidate_groups(D: np.ndarray, origins: np.ndarray, dirs: np.ndarray, weigh
     other camera adds its candidate whose rays pass nearest that skeleton (weighted median
     point-to-ray distance below ``threshold``), or none. A triangulated point has no epipolar
     freedom left, so this rejects the bystanders that two-view agreement lets through.
-    All starters of a chunk of frames are handled at once (one array per step, no per-frame loop).
+    All starters of a chunk of frames are handled at once (one array per step, no per-frame loop);
+    chunks hold about ``budget`` starter keypoint-candidates, bounding memory in crowded scenes.
     Returns:
         ``(frame (G,), groups (G, C), score (G,), points (G, K, 3))``: the distinct groups with their
         frame, candidate index per camera (-1: no view), mean disagreement (point-to-ray, m) and
@@ -242,8 +243,14 @@ def candidate_groups(D: np.ndarray, origins: np.ndarray, dirs: np.ndarray, weigh
     C, _, T, P, _ = D.shape
     K = dirs.shape[3]
     out = ([], [], [], [])
-    for s0 in range(0, T, chunk):
-        Dc = D[:, :, s0:s0 + chunk]
+    upper = np.triu(np.ones((C, C), bool), 1)[:, :, None, None, None]
+    with np.errstate(invalid="ignore"):
+        per_frame = ((D < threshold) & upper).sum((0, 1, 3, 4))  # starters per frame
+    per_chunk = max(1, int(budget // (P * K)))
+    cut = np.searchsorted(np.cumsum(per_frame), np.arange(per_chunk, per_frame.sum() + per_chunk, per_chunk))
+    edges = np.unique(np.concatenate([[0], np.minimum(cut + 1, T), [T]]))
+    for s0, s1 in zip(edges[:-1], edges[1:], strict=True):
+        Dc = D[:, :, s0:s1]
         with np.errstate(invalid="ignore"):
             a, b, t, pa, pb = np.nonzero(Dc < threshold)
         keep = a < b
