@@ -92,6 +92,14 @@ def quality_report(session: Session2D, result: TriangulationResult, options: Tri
             "excluded_inconsistent": float((confident[..., c] & ~used[..., c]).mean()),
             "frames_excluded_share": float((~used[..., c]).all(-1).mean()),
         })
+    # calibration health: residuals of every confident view of a valid point, used or not
+    from simspine.multiview import calibration_health as ch
+
+    health = ch.camera_statistics(result.view_error, used, result.valid, confident, session.camera_names)
+    for entry, h in zip(cams, health, strict=True):
+        entry.update({k: v for k, v in h.items() if k != "name"})
+    report_warnings = ch.calibration_warnings(health) + [
+        m for _, m in ch.video_size_findings(session.meta.get("source"), session.cameras)]
     with _nowarn():
         return {
             "units": {"reproj_error_px": "pixels", "reproj_error_mm": "millimetres at the point's depth",
@@ -105,6 +113,7 @@ def quality_report(session: Session2D, result: TriangulationResult, options: Tri
                             else v) for k, v in vars(options).items()},
             "keypoints": keypoints,
             "cameras": cams,
+            "warnings": report_warnings,
         }
 
 
@@ -132,11 +141,20 @@ def format_report(report: dict) -> str:
             f"cameras: {100 * report['valid_share']:.1f}% valid, mean reprojection error "
             f"{_n(report['mean_reproj_error_px']):.2f} px = {_n(report['mean_reproj_error_mm']):.1f} mm")
     lines = [head, "", kp, "", cams]
+    if report["cameras"] and "median_px" in report["cameras"][0]:
+        lines += ["", format_table(
+            ["camera", "confident obs.", "median px", "p95 px", "used median px", "inconsistent %", "points used %"],
+            [[c["name"], c["observations"], _n(c["median_px"]), _n(c["p95_px"]), _n(c["used_median_px"]),
+              100 * _n(c["inconsistent_share"]), 100 * _n(c["points_used_share"])] for c in report["cameras"]],
+            floatfmt=".1f"),
+            "(calibration health: reprojection error of every confident view of a triangulated point, used or not; "
+            "inconsistent: share of those views excluded)"]
     sw = report.get("lr_swap")
     if sw and sw.get("enabled"):
         per = [f"{name} {v['frames_unswapped']} ({', '.join(f'{a}-{b}' for a, b in v['runs'])})"
                for name, v in sw["cameras"].items() if v["frames_unswapped"]]
         lines += ["", "left/right swaps undone (frames): " + ("; ".join(per) if per else "none")]
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -152,6 +170,9 @@ def triangulate_session(session: Session2D, options: TriangulationOptions | None
     session's keypoint names); the report's ``lr_swap`` entry counts them per camera.
     """
     o = options or TriangulationOptions()
+    from simspine.multiview.calibration_health import check_video_sizes
+
+    check_video_sizes(session.meta.get("source"), session.cameras)  # a video another camera's size: stop now
     uv, conf_in = session.keypoints, session.conf
     swapped = np.zeros((session.n_cameras, session.n_frames), dtype=bool)
     swap = swap_index(session.keypoint_names)
