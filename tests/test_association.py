@@ -205,3 +205,17 @@ def test_triangulate_command_person_option(two_people_project, tmp_path, capsys)
     with pytest.raises(SystemExit) as e:
         main(["triangulate", str(root / "many"), "--out", str(tmp_path / "bad"), "--person", "-1"])
     assert e.value.code != 0 and "--person: must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_annotate_person_option(two_people_project, tmp_path, capsys):
+    from simspine.cli import main
+    from simspine.frames import zup_to_yup
+    from simspine.io.trc import read_trc
+
+    root, _, (_, B), _ = two_people_project
+    out = tmp_path / "ann"
+    assert main(["annotate", str(root / "many"), "--out", str(out), "--front-end-only", "--person", "1",
+                 "--quiet"]) == 0
+    trc = read_trc(out / "triangulated.trc")
+    assert np.nanmean(np.linalg.norm(trc.xyz - zup_to_yup(B[:60]), axis=-1)) < 0.04
+    assert json.loads((out / "triangulated_report.json").read_text())["people"]["person"] == 1

@@ -250,3 +250,47 @@ def test_motion_units(tmp_path, truth):
     # a still subject in degrees (everything within +-3 deg, spanning under 1 deg) is left alone
     still = np.clip(deg, -3, 3) * 0.1
     assert check(still, True) == []
+
+
+# --- where the warnings surface: simspine ik / annotate (run_ik_pipeline) and simspine fk -------
+
+def test_pipeline_stores_and_keeps_warnings(truth, tmp_path):
+    """Z-up markers through run_ik_pipeline: the warning is printed before scaling, stored in
+    summary.json ('plausibility' with its numbers, 'warnings' after scaling's) and returned; a
+    re-run that reuses every stage still reports it. (6 frames, one scaling round: the point is
+    the plumbing, not the fit.)"""
+    import json
+
+    from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.trajectories import Trajectories
+
+    kp = truth.keypoints
+    zup = Trajectories(kp.time[:6], kp.names, yup_to_zup(kp.xyz[:6]))
+    res = run_ik_pipeline(zup, tmp_path, refine=1, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "not_y_up" in [w["code"] for w in summary["plausibility"]]
+    entry = next(w for w in summary["plausibility"] if w["code"] == "not_y_up")
+    assert entry["details"]["axis"] == "+Z" and "zup_to_yup" in entry["message"]
+    assert summary["warnings"][:len(summary["scaling"]["warnings"])] == summary["scaling"]["warnings"]
+    assert entry["message"] in summary["warnings"] and res.warnings == summary["warnings"]
+    again = run_ik_pipeline(zup, tmp_path, refine=1, progress=False)
+    assert again.ik is None  # IK reused
+    assert again.warnings == res.warnings
+
+
+def test_fk_command_warns_on_degrees_read_as_radians(truth, tmp_path, capsys):
+    from simspine.cli import main
+    from simspine.io.mot import write_mot
+
+    names = truth.coordinate_names
+    is_rot = np.array([not n.startswith("pelvis_t") for n in names])
+    deg = truth.coordinates[:5].copy()
+    deg[:, is_rot] = np.rad2deg(deg[:, is_rot])
+    write_mot(tmp_path / "ok.mot", truth.keypoints.time[:5], names, deg, in_degrees=True)
+    write_mot(tmp_path / "bad.mot", truth.keypoints.time[:5], names, deg, in_degrees=False)
+    assert main(["fk", str(tmp_path / "ok.mot"), "--out", str(tmp_path / "ok")]) == 0
+    assert "warning" not in capsys.readouterr().out
+    assert main(["fk", str(tmp_path / "bad.mot"), "--out", str(tmp_path / "bad")]) == 0
+    out = capsys.readouterr().out
+    assert "simspine fk: warning: the file says inDegrees=no (radians) but" in out
+    assert "set inDegrees=yes" in out

@@ -192,7 +192,7 @@ def load_trusted(path: str | os.PathLike, rate_hz: float = 50.0, units: str = "m
 # ---- the pipeline -------------------------------------------------------------------------------
 def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
              trusted: str | os.PathLike | None = None, trusted_rate_hz: float = 50.0, trusted_units: str = "mm",
-             calibration: str | os.PathLike | None = None, fps: float | None = None,
+             calibration: str | os.PathLike | None = None, fps: float | None = None, person: int = 0,
              triangulation: TriangulationOptions | None = None, filtering: FilterOptions | None = None,
              merge: MergeOptions | None = None, biomech: bool = True, mass: float = 70.0,
              height: float | None = None, ik_backend: str = "jacobian", ik_options: dict | None = None,
@@ -206,6 +206,8 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         trusted: optional trusted markers (:func:`load_trusted`); without them the filtered
             keypoints are the markers.
         calibration, fps: override the session's calibration file / frame rate.
+        person: which subject when the keypoint files hold several people
+            (:func:`simspine.io.session.load_pose2sim_session`).
         triangulation, filtering, merge: stage options (defaults documented in each module).
         biomech: run scale/IK/FK (needs the biomechanical core).
         mass, height: subject mass (kg) and, if known, height (m) for scaling.
@@ -238,15 +240,18 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                      "stages": {}}
 
     # 1. triangulate
-    k_tri = _key("triangulate", _opts(tri_o), _fingerprint(session_inputs(session_dir, calibration)), fps)
+    k_tri = _key("triangulate", _opts(tri_o), _fingerprint(session_inputs(session_dir, calibration)), fps,
+                 *((person,) if person else ()))  # person 0 keeps the keys of earlier runs
     tri_out = [out / "triangulated.trc", out / "triangulated.npz", out / "triangulated_report.json"]
 
     def do_tri():
-        session = load_session(session_dir, calibration, fps)
+        session = load_session(session_dir, calibration, fps, person)
         log(f"[triangulate] {session.n_cameras} cameras, {session.n_frames} frames, "
             f"{len(session.keypoint_names)} keypoints ({session.skeleton}) at {session.fps:g} fps")
         rec = triangulate_session(session, tri_o)
         require_points(session, rec, tri_o)  # nothing triangulated: say what to check, write nothing
+        if session.meta.get("people"):  # which person was followed when files hold several
+            rec.report["people"] = session.meta["people"]
         write_triangulation(rec, out)
         return rec.markers, rec.report
 

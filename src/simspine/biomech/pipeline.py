@@ -14,8 +14,11 @@ are):
 * ``rotations.csv`` / ``rotations.npz`` -- intervertebral coordinates (deg) and vertebral-body
   orientations relative to the pelvis (intrinsic Z-X-Y: flexion/extension, lateral bending,
   axial rotation; deg);
-* ``summary.json`` -- inputs, options, stage timings, IK error statistics, output names, and
-  ``undetermined_coordinates``.
+* ``summary.json`` -- inputs, options, stage timings, IK error statistics, output names,
+  ``undetermined_coordinates``, ``plausibility`` (code, message and numbers of each
+  :mod:`simspine.biomech.plausibility` warning: not Y-up, left/right swapped, height, coordinates
+  at a bound, large marker errors) and ``warnings`` (every warning of the run as text: scaling's,
+  then the plausibility ones; also printed).
 
 Partial marker sets: any subset of the SpineTrack-37 markers that places the pelvis and trunk
 (at least 3 non-collinear markers on them) can be used. Segments without marker pairs are
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simspine.biomech import plausibility
 from simspine.biomech.fk import (
     EULER_LABELS,
     EULER_SEQUENCE,
@@ -82,6 +86,8 @@ class IKPipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     out_dir: Path | None = None
     files: dict[str, str] = field(default_factory=dict)
+    #: every warning of the run (scaling's, then :mod:`simspine.biomech.plausibility`'s), as text
+    warnings: list[str] = field(default_factory=list)
 
 
 def _say(progress: bool, msg: str) -> None:
@@ -246,6 +252,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     state_path = out_dir / ".ik_state.json"
     state = read_state(state_path, key) if resume else {"input": key}
     _say(progress, f"simspine ik: {markers.n_frames} frames, {len(markers.names)} markers -> {out_dir}")
+    plaus = _said(progress, plausibility.check_markers(markers.names, markers.xyz))  # before scaling
 
     # 1. scaling
     model_path = out_dir / "model_scaled.osim"
@@ -267,6 +274,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         for w in report.warnings:
             _say(progress, f"  warning: {w}")
     timings["scaling"] = time.perf_counter() - t0
+    plaus += _said(progress, plausibility.check_height(scaling.get("height_estimate_m")))
     _say(progress, f"  scaling: height estimate {scaling['height_estimate_m']:.3f} m, factors "
                    + ", ".join(f"{k} {v:.3f}" for k, v in scaling["factors"].items())
                    + f" ({timings['scaling']:.1f} s)")
@@ -304,6 +312,13 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         _say(progress, f"  IK ({res.backend}): marker RMS mean {np.nanmean(res.rms) * 1000:.2f} mm, "
                        f"max {np.nanmax(res.max) * 1000:.2f} mm, {res.fps:.0f} frames/s ({timings['ik']:.1f} s)")
 
+    plaus += _said(progress, plausibility.check_bounds(coords.names, coords.values,
+                                                      plausibility.coordinate_bounds(scaled_model), skip=undetermined))
+    if res is not None:
+        plaus += _said(progress, plausibility.check_marker_errors(res.marker_names, res.marker_errors))
+    else:  # per-marker errors are not stored: keep what the run that made this IK found
+        plaus += [plausibility.PlausibilityWarning(**w) for w in _previous_plausibility(out_dir, "marker_error")]
+
     # 3. forward kinematics: keypoints and rotations
     t0 = time.perf_counter()
     kp, rots = write_fk_outputs(kin, coords, out_dir, progress=progress)
@@ -335,6 +350,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                    "the prior, not the data"},
         "timings_s": timings,
         "files": {k: Path(v).name for k, v in files.items()},
+        "plausibility": [w.to_dict() for w in plaus],
+        "warnings": list(scaling.get("warnings", [])) + [w.message for w in plaus],
     }
     if res is not None:
         summary["ik"] = {"backend": res.backend, "frames_per_s": res.fps,
@@ -344,5 +361,21 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                          "markers_used_mean": float(np.mean(res.n_markers))}
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1))
     _say(progress, f"  done in {timings['total']:.1f} s; summary: {out_dir / 'summary.json'}")
-    return IKPipelineResult(kp, coords, rots, res, scaling, timings, out_dir, files)
+    return IKPipelineResult(kp, coords, rots, res, scaling, timings, out_dir, files, summary["warnings"])
+
+
+def _said(progress: bool, warnings: list) -> list:
+    for w in warnings:
+        _say(progress, f"  warning: {w}")
+    return warnings
+
+
+def _previous_plausibility(out_dir: Path, code: str) -> list[dict]:
+    """The ``code`` entries of ``out_dir/summary.json``'s plausibility list (none if unreadable)."""
+    try:
+        prev = json.loads((out_dir / "summary.json").read_text()).get("plausibility") or []
+        return [w for w in prev if isinstance(w, dict) and w.get("code") == code
+                and set(w) == {"code", "message", "details"}]
+    except (OSError, ValueError, AttributeError):
+        return []
 

@@ -177,11 +177,10 @@ def check_bounds(names: Sequence[str], values, bounds: Mapping[str, CoordinateBo
         out.append(PlausibilityWarning(
             "at_bound",
             f"{n} is at its {side} bound ({_fmt_value(bound, rot)}) in {frac:.0%} of frames ({k} of {total}; "
-            f"within {within}, reported above {share:.0%}): the markers ask for motion beyond the model's range, or "
-            "do not determine this coordinate (arm rotation with a nearly straight elbow drifts to a bound) -- "
-            "check the labels and placement of the markers around this joint (a mislabelled marker, or a "
-            "marker on another body part), widen the range in the model if the subject really moves that far, "
-            "and do not read this coordinate's values where it rests on the bound",
+            f"within {within}, reported above {share:.0%}): the markers ask for motion beyond the model's range "
+            "or leave this coordinate undetermined; check the labels and placement of the markers around this "
+            "joint, widen the model's range if the subject really moves that far, and do not trust this "
+            "coordinate where it rests on the bound",
             {"coordinate": n, "bound": side, "bound_value": float(np.rad2deg(bound)) if rot else float(bound),
              "units": "deg" if rot else "m", "share": frac, "frames": k, "of_frames": total}))
     return out
@@ -415,6 +414,17 @@ def check_motion_units(names: Sequence[str], values, in_degrees: bool, rotationa
             "like radians labelled as degrees; set inDegrees=no in the header (or convert the values to degrees)",
             {"in_degrees": True, "max_abs": top, "max_span": widest, "columns_checked": len(cols)})]
     return []
+
+
+def check_motion_file(path, bounds: Mapping[str, CoordinateBound]) -> list[PlausibilityWarning]:
+    """:func:`check_motion_units` on a ``.mot``/``.sto`` file; the joint rotations are the
+    rotational coordinates of ``bounds`` (:func:`coordinate_bounds`: no root joint, no coupled
+    coordinates)."""
+    from simspine.io.mot import read_mot
+
+    table = read_mot(path)
+    rot = [n for n, b in bounds.items() if b.rotational]
+    return check_motion_units(table.names, table.values, table.in_degrees, rot)
 
 
 def check_markers(names: Sequence[str], xyz) -> list[PlausibilityWarning]:

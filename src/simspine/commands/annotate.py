@@ -64,7 +64,7 @@ def run(args) -> int:
     ensure_out_dir(args.out)
     res = annotate(args.session, args.out, trusted=args.trusted, trusted_rate_hz=args.trusted_rate,
                    trusted_units=args.trusted_units, calibration=args.calibration, fps=args.fps,
-                   triangulation=triangulation_options(args),
+                   person=args.person, triangulation=triangulation_options(args),
                    filtering=FilterOptions(cutoff_hz=args.cutoff or None, order=args.order, max_gap=args.max_gap,
                                            hampel=args.hampel),
                    merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,

@@ -9,7 +9,8 @@ DESCRIPTION = (
     "(--model, default: the prepared generic spine model) frame by frame and writes DIR/keypoints37.trc "
     "(OpenSim ground frame, Y up, metres) and DIR/rotations.csv/.npz (intervertebral coordinates and "
     "vertebral-body orientations relative to the pelvis, intrinsic Z-X-Y, degrees). Coordinates missing "
-    "from the file keep their default values."
+    "from the file keep their default values. Warns when the values look like degrees read as radians (or "
+    "radians labelled as degrees)."
 )
 
 
@@ -26,12 +27,15 @@ def run(args) -> int:
 
     from simspine.biomech.fk import Kinematics, coordinates_from_mot
     from simspine.biomech.pipeline import write_fk_outputs
+    from simspine.biomech.plausibility import check_motion_file, coordinate_bounds
     from simspine.fileio import ensure_out_dir
 
     ensure_out_dir(args.out)
     t0 = time.perf_counter()
     kin = Kinematics(args.model)
     table = coordinates_from_mot(args.motion, kin.coordinates)
+    for w in check_motion_file(args.motion, coordinate_bounds(kin.model)):  # degrees read as radians
+        print(f"simspine fk: warning: {w}", flush=True)
     out = Path(args.out)
     write_fk_outputs(kin, table, out, progress=True)
     print(f"simspine fk: {len(table.time)} frames -> {out}/keypoints37.trc, rotations.csv, rotations.npz "
