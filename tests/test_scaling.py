@@ -145,6 +145,20 @@ def test_refuses_implausible_units(model_path, good_trial):
         estimate_scaling(traj, model_path=model_path, refine=0, source="trial.trc")
 
 
+def test_outlying_factor_is_reported(model_path, good_trial):
+    """Ear markers 8 cm apart (a detector's, on the face) give a head factor far below the rest
+    (no Head marker, as from mediapipe: the ear pair dominates the head factor)."""
+    traj = good_trial.select([n for n in good_trial.names if n != "Head"])
+    le, re = traj.names.index("LEar"), traj.names.index("REar")
+    mid = 0.5 * (traj.xyz[:, le] + traj.xyz[:, re])
+    traj.xyz[:, le] = mid + 0.5 * (traj.xyz[:, le] - mid)
+    traj.xyz[:, re] = mid + 0.5 * (traj.xyz[:, re] - mid)
+    rep = estimate_scaling(traj, model_path=model_path, refine=0)
+    warn = [w for w in rep.warnings if w.startswith("scale factor ") and " for head is " in w]
+    assert len(warn) == 1 and "LEar-REar" in warn[0] and "leave them out" in warn[0], rep.warnings
+    assert not [w for w in rep.warnings if " for head " not in w]
+
+
 def test_refuses_heights_and_masses_in_other_units(model_path, good_trial):
     with pytest.raises(InputError, match="got 175.*give --height in metres"):
         estimate_scaling(good_trial, model_path=model_path, refine=0, height=175.0)

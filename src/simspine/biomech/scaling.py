@@ -31,6 +31,8 @@ Method:
    lengths 0.19 vs 0.22 m, both sides ~10% spread) have such asymmetries with correct labels; a
    symmetrised pair is refined as one segment (its sides' model ratios combined with the same
    weights), and ``scaling.json`` records it (``symmetrised``).
+   A measured factor more than 30% from the median of the measured factors is reported (a
+   marker that does not sit where the model's does), not changed.
    Segments without any measured pair take a factor from (in this order) the same segment on
    the other side, the subject's height when given (:func:`factors_for_height`), the mean of their
    measured neighbours (:data:`NEIGHBOURS`), or the mean of all measured factors;
@@ -66,6 +68,8 @@ TRIM = 0.10
 #: Floor of a side's relative pair-length spread when weighting left against right (a side
 #: seen in few frames can show almost no spread by chance).
 SPREAD_FLOOR = 0.01
+#: A measured factor further than this from the median of the measured factors is reported.
+OUTLIER_FACTOR = 0.30
 #: Bodies whose markers place the pelvis and trunk (the root of every chain): IK needs at least
 #: 3 non-collinear markers on them.
 TRUNK_BODIES = ("pelvis", "sacrum", "Abdomen", "lumbar5", "lumbar4", "lumbar3", "lumbar2", "lumbar1", "torso")
@@ -659,6 +663,15 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
     if height is not None and abs(h - height) / height > 0.10:
         warnings.append(f"height estimated from markers ({h:.3f} m) differs from the given height "
                         f"({height:.3f} m) by more than 10%")
+    # A factor far from the others (e.g. a detector's ear points 9 cm apart: head 0.61 for a
+    # body at 0.98) is usually a marker that is not where the model's is; say which pairs.
+    med = float(np.median(list(measured.values())))
+    for seg, f in measured.items():
+        if abs(f / med - 1.0) > OUTLIER_FACTOR:
+            warnings.append(f"scale factor {f:.3f} for {seg} is {f / med - 1.0:+.0%} from the median factor "
+                            f"{med:.3f} (pairs {_pairs_text(_segment(seg), lengths)}, model "
+                            + ", ".join(f"{k} {generic[k]:.3f} m" for k in _segment_pairs(_segment(seg), lengths))
+                            + "): check that these markers sit where the model's do, or leave them out")
     stature = ("pelvis", "torso", "head", "thigh_l", "thigh_r", "shank_l", "shank_r", "foot_l", "foot_r")
     guessed = [s for s in stature if not sources[s].startswith("measured")]
     if guessed and height is None:
