@@ -197,7 +197,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
              merge: MergeOptions | None = None, biomech: bool = True, mass: float = 70.0,
              height: float | None = None, ik_backend: str = "jacobian", ik_options: dict | None = None,
              resume: bool = True, fill_unobserved: bool = False, report: bool = True,
-             progress: bool = True, log=print) -> AnnotateResult:
+             refine_calibration=None, progress: bool = True, log=print) -> AnnotateResult:
     """Run triangulate → filter → merge → scale → IK → FK on a session; see the module docstring.
 
     Args:
@@ -219,6 +219,9 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         fill_unobserved: keep the model's values in frames with too few markers for IK (default:
             NaN there; see :mod:`simspine.observation`).
         report: write ``report.html`` (:mod:`simspine.annotate_report`).
+        refine_calibration: True or a :class:`~simspine.multiview.calibration_refine.RefineOptions`:
+            first refine the calibration by bundle adjustment on the session's keypoints (stage
+            ``calibrate``, ``calibration_refined.toml/.json``) and triangulate with it.
         progress: show progress bars in the long stages; ``log``: where stage lines go.
     """
     from simspine.io.session import load_session, session_inputs
@@ -239,6 +242,10 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     summary: dict = {"session": str(session_dir), "out_dir": str(out), "frame": "opensim-ground (Y up), metres",
                      "stages": {}}
 
+    if refine_calibration:  # 0. bundle adjustment of the rig; the stages below use the refined file
+        calibration = _refine_stage(stages, session_dir, out, calibration, fps, person, refine_calibration, summary,
+                                    log)
+
     # 1. triangulate
     k_tri = _key("triangulate", _opts(tri_o), _fingerprint(session_inputs(session_dir, calibration)), fps,
                  *((person,) if person else ()))  # person 0 keeps the keys of earlier runs
@@ -246,6 +253,9 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     def do_tri():
         session = load_session(session_dir, calibration, fps, person)
+        if calibration is not None and session_dir.is_file():  # a session .npz holds cameras: override them
+            from simspine.multiview.calibration_refine import with_calibration
+            session = with_calibration(session, calibration)
         log(f"[triangulate] {session.n_cameras} cameras, {session.n_frames} frames, "
             f"{len(session.keypoint_names)} keypoints ({session.skeleton}) at {session.fps:g} fps")
         rec = triangulate_session(session, tri_o)
@@ -268,6 +278,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                                                                "mean_reproj_error_mm", "mean_views_used")}
     summary["stages"]["triangulate"]["cameras_excluded_share"] = {c["name"]: c["excluded_share"]
                                                                   for c in report["cameras"]}
+    summary["stages"]["triangulate"]["warnings"] = report.get("warnings", [])  # calibration health, video sizes
 
     # 2. filter
     k_fil = _key("filter", _opts(fil_o), k_tri)
@@ -441,6 +452,7 @@ def format_summary(summary: dict) -> str:
                      f"error {_fmt(t['mean_reproj_error_px'])} px = {_fmt(t['mean_reproj_error_mm'])} mm")
         lines.append("  camera excluded share: " + ", ".join(f"{k} {100 * v:.1f}%"
                                                             for k, v in t["cameras_excluded_share"].items()))
+        lines.extend(f"  warning: {w}" for w in t.get("warnings") or [])
     f = summary["stages"].get("filter")
     if f:
         o = f["options"]
@@ -481,6 +493,42 @@ def format_summary(summary: dict) -> str:
                  + (f" (skipped, up to date: {', '.join(summary['skipped'])})" if summary.get("skipped") else ""))
     lines.append("outputs: " + ", ".join(summary.get("outputs", [])))
     return "\n".join(lines)
+
+
+def _refine_stage(stages: _Stages, session_dir: Path, out: Path, calibration, fps, person, options, summary: dict,
+                  log) -> Path:
+    """Stage ``calibrate``: :func:`simspine.multiview.calibration_refine.refine_calibration` on the
+    session, written to ``calibration_refined.toml`` (+ ``.json``: figures before/after); returns
+    the refined calibration's path."""
+    from simspine.io.session import load_session, session_inputs
+    from simspine.multiview import calibration_refine as cr
+
+    o = options if isinstance(options, cr.RefineOptions) else cr.RefineOptions()
+    paths = [out / "calibration_refined.toml", out / "calibration_refined.json"]
+    key = _key("calibrate", _opts(o), _fingerprint(session_inputs(session_dir, calibration)), fps, person)
+
+    def compute():
+        session = load_session(session_dir, calibration, fps, person)
+        if calibration is not None and session_dir.is_file():
+            session = cr.with_calibration(session, calibration)
+        res = cr.refine_calibration(session, o, log=lambda m: log(f"[calibrate] {m}"))
+        log(cr.format_refinement(res))
+        cr.write_refined(paths[0], res, session)
+        info = {"fixed_camera": res.fixed_camera, "scale_camera": res.scale_camera,
+                "rotation_change_deg": res.rotation_change_deg, "centre_change_mm": res.centre_change_mm,
+                "median_px_before": {c["name"]: c["median_px"] for c in res.before},
+                "median_px_after": {c["name"]: c["median_px"] for c in res.after}}
+        write_text_atomic(paths[1], json.dumps(info, indent=1) + "\n")
+        return info
+
+    def read():
+        try:
+            return json.loads(paths[1].read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(paths[1], f"cannot read stage output ({e}); delete it to recompute") from None
+
+    summary["stages"]["calibrate"] = stages.run("calibrate", key, paths, compute, read)
+    return paths[0]
 
 
 def _fmt(v) -> str:

@@ -50,6 +50,9 @@ def add_arguments(p) -> None:
                    help="keep the model's keypoints and rotations in frames with fewer than 3 pelvis/trunk markers "
                         "(default: NaN there; keypoints37_status.csv says which frames)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.add_argument("--refine-calibration", action="store_true",
+                   help="first refine the calibration by bundle adjustment on the session's keypoints (as "
+                        "'simspine calibrate refine'; written to calibration_refined.toml) and use it")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -70,7 +73,8 @@ def run(args) -> int:
                    merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,
                    mass=args.mass, height=args.height, ik_backend=args.ik_backend,
                    ik_options={"strict": True} if args.strict else None, resume=not args.no_resume,
-                   fill_unobserved=args.fill_unobserved, report=not args.no_report, progress=not args.quiet)
+                   fill_unobserved=args.fill_unobserved, report=not args.no_report,
+                   refine_calibration=args.refine_calibration, progress=not args.quiet)
     print()
     print(format_summary(res.summary))
     return 0
