@@ -397,3 +397,38 @@ def test_trajectories_npz_round_trip_and_corrupt_file(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(2))
     with pytest.raises(InputError, match="other.npz: not a valid trajectory file"):
         read_trajectories_npz(tmp_path / "other.npz")
+
+
+def test_session_npz_takes_given_calibration_and_fps(tmp_path, capsys):
+    """A session .npz carries cameras and a frame rate; --calibration and --fps replace them (they
+    were silently ignored): the .npz below holds a camera moved by 30 cm, the TOML the true rig."""
+    import dataclasses
+
+    from simspine.calibration import write_calibration_toml
+    from simspine.cli import main
+    from simspine.io.session import load_session
+
+    cams, _ = _make_project(tmp_path / "p")
+    s = load_pose2sim_session(tmp_path / "p")
+    moved = [dataclasses.replace(c) for c in s.cameras]
+    moved[1] = dataclasses.replace(moved[1], t=moved[1].t + np.array([0.3, 0.0, 0.0]))
+    bad = dataclasses.replace(s, cameras=moved).save(tmp_path / "bad.npz")
+    toml = write_calibration_toml(tmp_path / "true.toml", cams)
+    assert np.abs(load_session(bad).cameras[1].P - cams[1].P).max() > 1.0
+    given = load_session(bad, calibration=toml, fps=30)
+    assert given.camera_names == s.camera_names and given.meta["calibration"] == str(toml)
+    for a, b in zip(given.cameras, cams, strict=True):
+        np.testing.assert_allclose(a.P, b.P, rtol=1e-9, atol=1e-9)
+    assert given.fps == 30 and given.timestamps[-1] == pytest.approx(7 / 30)
+    errs = {}
+    for label, extra in (("npz", []), ("toml", ["--calibration", str(toml)])):
+        out = tmp_path / label
+        assert main(["triangulate", str(bad), "--out", str(out), *extra]) == 0
+        rep = json.loads((out / "triangulated_report.json").read_text())
+        errs[label] = {c["name"]: c["excluded_share"] for c in rep["cameras"]}["cam02"]
+    capsys.readouterr()
+    # The moved camera disagrees with the others and is left out; with the true rig it is used.
+    assert errs["toml"] < 0.01 and errs["npz"] > 0.9, errs
+    other = write_calibration_toml(tmp_path / "three.toml", cams[:3])
+    with pytest.raises(InputError, match="no camera cam04 of session bad.npz in this calibration"):
+        load_session(bad, calibration=other)

@@ -252,10 +252,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     tri_out = [out / "triangulated.trc", out / "triangulated.npz", out / "triangulated_report.json"]
 
     def do_tri():
-        session = load_session(session_dir, calibration, fps, person)
-        if calibration is not None and session_dir.is_file():  # a session .npz holds cameras: override them
-            from simspine.multiview.calibration_refine import with_calibration
-            session = with_calibration(session, calibration)
+        session = load_session(session_dir, calibration, fps, person)  # --calibration overrides a .npz's cameras
         log(f"[triangulate] {session.n_cameras} cameras, {session.n_frames} frames, "
             f"{len(session.keypoint_names)} keypoints ({session.skeleton}) at {session.fps:g} fps")
         rec = triangulate_session(session, tri_o)
@@ -438,7 +435,34 @@ def _biomech_stages(result: AnnotateResult, mass, height, ik_backend, ik_options
     else:
         result.summary["stages"]["ik"] = "reused (up to date)"
     result.summary["stages"]["fk"] = {"keypoints": "model/keypoints37.trc", "rotations": "model/rotations.csv"}
+    result.summary["stages"]["plausibility"] = _model_checks(model_dir, res)
     result.summary["model_files"] = {k: f"model/{Path(v).name}" for k, v in (res.files or {}).items()}
+
+
+def _model_checks(model_dir: Path, res) -> dict:
+    """The biomechanical core's plausibility warnings and undetermined coordinates (from
+    ``model/summary.json``), for the annotate summary and report: ``warnings`` holds each
+    plausibility message and one line naming the undetermined coordinates."""
+    try:
+        ms = json.loads((model_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        ms = {}
+    plaus = [w for w in ms.get("plausibility") or [] if isinstance(w, dict)]
+    if "plausibility" in ms:
+        warnings = [str(w.get("message", "")) for w in plaus]
+    else:  # no readable summary: the result's warnings less the scaling stage's own
+        scaling_w = set((res.scaling or {}).get("warnings") or [])
+        warnings = [w for w in res.warnings or [] if w not in scaling_w]
+    und = ms.get("undetermined_coordinates") or {}
+    coords = list(und.get("coordinates") or [])
+    if coords:
+        held = und.get("held_at") or {}
+        warnings.append(f"{len(coords)} coordinate(s) no marker moves are held at the neutral pose by a weak prior, so "
+                        "their values come from the prior, not the data: "
+                        + ", ".join(f"{c} {held[c]:g}" if isinstance(held.get(c), (int, float)) else c for c in coords)
+                        + f" ({und.get('units', 'deg')}); add markers on these bodies to measure them")
+    return {"warnings": warnings, "checks": plaus, "undetermined_coordinates": coords,
+            "held_at": und.get("held_at") or {}}
 
 
 def format_summary(summary: dict) -> str:
@@ -475,6 +499,11 @@ def format_summary(summary: dict) -> str:
     fk = summary["stages"].get("fk")
     if isinstance(fk, dict):
         lines.append("fk: " + ", ".join(f"{k} in {v}" for k, v in fk.items()))
+    pl = summary["stages"].get("plausibility")
+    if isinstance(pl, dict):
+        lines.append(f"plausibility: {len(pl.get('checks') or [])} warning(s), undetermined coordinates: "
+                     + (", ".join(pl.get("undetermined_coordinates") or []) or "none"))
+        lines.extend(f"  warning: {w}" for w in pl.get("warnings") or [])
     for name in ("scale", "ik", "fk", "biomech"):
         v = summary["stages"].get(name)
         if isinstance(v, str):

@@ -18,6 +18,7 @@ confidence 0), a frame no camera has is a gap at its true time. Timestamps are
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -485,7 +486,11 @@ def session_inputs(path: str | os.PathLike, calibration: str | os.PathLike | Non
 
 def load_session(path: str | os.PathLike, calibration=None, fps: float | None = None, person: int = 0) -> Session2D:
     """A :class:`Session2D` from a Pose2Sim project folder or a simspine session ``.npz``
-    (``person``: which subject of a project whose files hold several people)."""
+    (``person``: which subject of a project whose files hold several people).
+
+    A session ``.npz`` carries its own cameras and frame rate: ``calibration`` (a file) replaces
+    its cameras by the same-named ones of that file, and ``fps`` its frame rate (timestamps
+    recomputed from the frame numbers), as they do for a project folder."""
     p = Path(path)
     if p.is_file() and p.suffix == ".npz":
         if person != 0:
@@ -494,6 +499,21 @@ def load_session(path: str | os.PathLike, calibration=None, fps: float | None = 
         s = Session2D.load(p)
         if s.n_cameras < 2:
             raise InputError(p, f"{s.n_cameras} camera(s); triangulation needs at least 2")
+        if calibration is not None:
+            by_name = {c.name: c for c in load_calibration(calibration)}
+            missing = [n for n in s.camera_names if n not in by_name]
+            if missing:
+                raise InputError(calibration, f"no camera {', '.join(missing)} of session {p.name} in this calibration "
+                                              f"(it has {', '.join(by_name)})")
+            s = dataclasses.replace(s, cameras=[by_name[n] for n in s.camera_names],
+                                    meta={**s.meta, "calibration": str(calibration)})
+        if fps is not None:
+            if not (np.isfinite(fps) and fps > 0):
+                raise InputError(p, f"fps must be a positive number, got {fps}")
+            # Same frames at another rate: times scale by old/new (from 0 when the old rate is unknown).
+            t = (s.timestamps * (s.fps / fps) if np.isfinite(s.fps) and s.fps > 0
+                 else np.arange(s.n_frames) / float(fps))
+            s = dataclasses.replace(s, fps=float(fps), timestamps=t, meta={**s.meta, "fps_given": float(fps)})
         return s
     if not p.exists():
         raise InputError(p, "session not found (expected a Pose2Sim project folder or a session .npz)")
