@@ -157,6 +157,20 @@ def test_outlying_factor_is_reported(model_path, good_trial):
     warn = [w for w in rep.warnings if w.startswith("scale factor ") and " for head is " in w]
     assert len(warn) == 1 and "LEar-REar" in warn[0] and "leave them out" in warn[0], rep.warnings
     assert not [w for w in rep.warnings if " for head " not in w]
+    # ... and replaced, not used: the head takes its neighbour's (the torso's) factor, recorded.
+    rec = rep.replaced["head"]
+    assert rec["measured"] < 0.75 and abs(rec["deviation"]) > 0.3 and "LEar-REar" in rec["pairs"]
+    assert rep.factors["head"] == pytest.approx(rep.factors["torso"]) and rec["factor"] == rep.factors["head"]
+    assert rep.factor_sources["head"].startswith("from neighbour torso") and "outlier" in rep.factor_sources["head"]
+    assert f"head uses {rep.factors['head']:.3f}" in warn[0]
+    # With --height the replaced factor comes from the stature instead.
+    rep_h = estimate_scaling(traj, model_path=model_path, refine=0, height=1.70)
+    assert rep_h.factor_sources["head"].startswith("from height 1.700 m") and "head" in rep_h.replaced
+
+
+def test_no_factor_replaced_on_clean_trial(model_path, good_trial):
+    rep = estimate_scaling(good_trial, model_path=model_path, refine=0)
+    assert rep.replaced == {} and not [w for w in rep.warnings if "median factor" in w]
 
 
 def test_refuses_heights_and_masses_in_other_units(model_path, good_trial):

@@ -31,8 +31,15 @@ Method:
    lengths 0.19 vs 0.22 m, both sides ~10% spread) have such asymmetries with correct labels; a
    symmetrised pair is refined as one segment (its sides' model ratios combined with the same
    weights), and ``scaling.json`` records it (``symmetrised``).
-   A measured factor more than 30% from the median of the measured factors is reported (a
-   marker that does not sit where the model's does), not changed.
+   A measured factor more than 30% from the median of the measured factors (:data:`OUTLIER_FACTOR`;
+   with at least 3 measured segments) comes from markers that do not sit where the model's do,
+   not from the subject's build: it is *replaced* by the factor the segment would get unmeasured
+   (below), with a warning naming its pairs, their lengths and the model's, and ``scaling.json``
+   records it (``replaced``). mediapipe's face points on Pose2Sim's Demo_SinglePerson (a
+   pixelated face under a swimming cap; the camera behind the subject puts the nose and eyes on
+   the back of the head) triangulate to ears 0.093 m and eyes 0.046-0.050 m apart, nose to ear
+   0.08 m (model: 0.156, 0.062, 0.141 m): head 0.61 against a body at 0.97, which shrank the
+   head (and the height estimate) without fitting the face any better.
    Segments without any measured pair take a factor from (in this order) the same segment on
    the other side, the subject's height when given (:func:`factors_for_height`), the mean of their
    measured neighbours (:data:`NEIGHBOURS`), or the mean of all measured factors;
@@ -68,8 +75,10 @@ TRIM = 0.10
 #: Floor of a side's relative pair-length spread when weighting left against right (a side
 #: seen in few frames can show almost no spread by chance).
 SPREAD_FLOOR = 0.01
-#: A measured factor further than this from the median of the measured factors is reported.
+#: A measured factor further than this from the median of the measured factors is replaced (see
+#: the module docstring); needs at least :data:`OUTLIER_MIN_SEGMENTS` measured segments.
 OUTLIER_FACTOR = 0.30
+OUTLIER_MIN_SEGMENTS = 3
 #: Bodies whose markers place the pelvis and trunk (the root of every chain): IK needs at least
 #: 3 non-collinear markers on them.
 TRUNK_BODIES = ("pelvis", "sacrum", "Abdomen", "lumbar5", "lumbar4", "lumbar3", "lumbar2", "lumbar1", "torso")
@@ -175,6 +184,9 @@ class ScalingReport:
     symmetrised: dict[str, dict] = field(default_factory=dict)
     #: relative spread of each pair's per-frame lengths (std / mean)
     pair_spread: dict[str, float] = field(default_factory=dict)
+    #: segment -> its measured factor that was an outlier among the measured ones, the median,
+    #: its pairs (data and model lengths), the factor used instead and where it comes from
+    replaced: dict[str, dict] = field(default_factory=dict)
     strict: bool = False
 
     def to_dict(self) -> dict:
@@ -502,6 +514,26 @@ def _symmetrise(measured: dict[str, float], lengths: dict[str, PairLength], tied
         measured[stem + "_l"] = measured[stem + "_r"] = f
 
 
+def _replace_outliers(measured: dict[str, float], lengths: dict[str, PairLength], generic: dict[str, float],
+                      replaced: dict[str, dict], when: str) -> None:
+    """Drop (in place) measured factors more than :data:`OUTLIER_FACTOR` from the median of the
+    measured ones (at least :data:`OUTLIER_MIN_SEGMENTS`), recording them in ``replaced``; the
+    dropped segments are then completed like unmeasured ones (:func:`_complete_factors`)."""
+    if len(measured) < OUTLIER_MIN_SEGMENTS:
+        return
+    med = float(np.median(list(measured.values())))
+    for seg, f in list(measured.items()):
+        if abs(f / med - 1.0) > OUTLIER_FACTOR:
+            keys = _segment_pairs(_segment(seg), lengths)
+            replaced[seg] = {"measured": f, "median": med, "deviation": f / med - 1.0, "found": when,
+                             "pairs": {k: lengths[k].length for k in keys},
+                             "model_pairs": {k: generic[k] for k in keys},
+                             "why": f"more than {OUTLIER_FACTOR:.0%} from the median of the measured factors: its "
+                                    "markers do not sit where the model's do (a subject's proportions do not "
+                                    "differ that much), so they do not measure the segment"}
+            del measured[seg]
+
+
 def _complete_factors(measured: dict[str, float], lengths: dict[str, PairLength], height: float | None,
                       model_path: str) -> tuple[dict[str, float], dict[str, str]]:
     """Factors of every segment and where each comes from: measured ones as they are, the others
@@ -603,6 +635,8 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
     check_solvable(markers, lengths, height, model_path, source)
     generic, _ = _generic_lengths_and_height(model_path)
     measured = _initial_factors(lengths, generic)
+    replaced: dict[str, dict] = {}
+    _replace_outliers(measured, lengths, generic, replaced, "default-pose estimate")
     check_factors(measured, source, lengths, strict=strict)
     warnings: list[str] = []
     tied: dict[str, dict] = {}
@@ -648,6 +682,7 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
             for stem in set(tied) - before:
                 prev.pop(stem + "_l", None)
                 prev.pop(stem + "_r", None)
+            _replace_outliers(new, lengths, generic, replaced, f"refinement round {round_ + 1}")
             measured = new
             factors, sources = _complete_factors(measured, lengths, height, model_path)
         check_factors(factors, source, lengths, strict=strict)
@@ -664,16 +699,20 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
         warnings.append(f"height estimated from markers ({h:.3f} m) differs from the given height "
                         f"({height:.3f} m) by more than 10%")
     # A factor far from the others (e.g. a detector's ear points 9 cm apart: head 0.61 for a
-    # body at 0.98) is usually a marker that is not where the model's is; say which pairs.
-    med = float(np.median(list(measured.values())))
-    for seg, f in measured.items():
-        if abs(f / med - 1.0) > OUTLIER_FACTOR:
-            warnings.append(f"scale factor {f:.3f} for {seg} is {f / med - 1.0:+.0%} from the median factor "
-                            f"{med:.3f} (pairs {_pairs_text(_segment(seg), lengths)}, model "
-                            + ", ".join(f"{k} {generic[k]:.3f} m" for k in _segment_pairs(_segment(seg), lengths))
-                            + "): check that these markers sit where the model's do, or leave them out")
+    # body at 0.98) is a marker that is not where the model's is: replaced above; say so.
+    for seg, rec in replaced.items():
+        rec["factor"], rec["source"] = factors[seg], sources[seg]
+        sources[seg] += f"; measured {rec['measured']:.3f} replaced as an outlier (see replaced)"
+        warnings.append(f"scale factor {rec['measured']:.3f} for {seg} is {rec['deviation']:+.0%} from the median "
+                        f"factor {rec['median']:.3f} ({rec['found']}; pairs "
+                        + ", ".join(f"{k} {v:.3f} m" for k, v in rec["pairs"].items()) + ", model "
+                        + ", ".join(f"{k} {v:.3f} m" for k, v in rec["model_pairs"].items())
+                        + f"): these markers do not sit where the model's do, so {seg} uses {factors[seg]:.3f} "
+                          f"({sources[seg].split(';')[0]}) instead. Check these markers (a detector's face "
+                          "points are not the model's), or leave them out; give --height to scale it from "
+                          "the stature")
     stature = ("pelvis", "torso", "head", "thigh_l", "thigh_r", "shank_l", "shank_r", "foot_l", "foot_r")
-    guessed = [s for s in stature if not sources[s].startswith("measured")]
+    guessed = [s for s in stature if not sources[s].startswith("measured") and s not in replaced]
     if guessed and height is None:
         warnings.append(f"no marker pair measures {', '.join(guessed)}: their factors (and so the height "
                         f"estimate, {h:.3f} m) are inferred (see factor_sources); give --height if known")
@@ -686,7 +725,7 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
         height_estimate_m=h, height_given_m=height, mass_kg=float(mass), refine_rounds=refine,
         warnings=warnings, model_path=None if out_path is None else str(out_path),
         factor_sources=sources, symmetrised=tied, pair_spread={k: v.spread for k, v in lengths.items()},
-        strict=strict,
+        strict=strict, replaced=replaced,
     )
 
 
