@@ -309,6 +309,7 @@ def prepare_model(
     lumbar_coupling: bool = True,
     spine_placement: str = "published",
     cache_dir: str | os.PathLike | None = None,
+    extra_markers: list[MarkerPlace] | tuple[MarkerPlace, ...] | None = None,
 ) -> Path:
     """Build (or reuse from the cache) the stripped model with the SpineTrack-37 marker set.
 
@@ -316,9 +317,21 @@ def prepare_model(
     model's bytes, the marker places and the options, so a changed input gives a new file. The
     file is written atomically (safe with several processes). Cache folder: ``cache_dir``, else
     ``$SIMSPINE_CACHE``, else ``$XDG_CACHE_HOME/simspine`` (``~/.cache/simspine``).
+
+    ``extra_markers``: a lab's markers (:mod:`simspine.biomech.marker_sets`), added after the 37
+    SpineTrack-37 markers (which stay, so FK still gives the 37 keypoints); one with a
+    SpineTrack-37 name replaces that marker's placement.
     """
     src = generic_model_path()
     markers = spinetrack37_markers(spine_placement)
+    if extra_markers:
+        bodies = model_body_names()
+        bad = [f"{m.name} (body {m.body})" for m in extra_markers if m.body not in bodies]
+        if bad:
+            raise InputError(None, f"markers on bodies the model does not have: {', '.join(bad)} "
+                                   f"(bodies: {', '.join(bodies)})")
+        extra = {m.name: m for m in extra_markers}
+        markers = [extra.pop(m.name, m) for m in markers] + list(extra.values())
     key = hashlib.sha256()
     key.update(src.read_bytes())
     key.update(json.dumps([PREPARE_VERSION, lumbar_coupling, spine_placement,
@@ -353,6 +366,13 @@ def prepare_model(
     with atomic_path(out) as tmp:
         model.printToXML(str(tmp))
     return out
+
+
+@cache
+def model_body_names() -> tuple[str, ...]:
+    """Names of the generic model's bodies (where markers can sit), model order."""
+    root = ET.parse(generic_model_path()).getroot()
+    return tuple(b.get("name") for b in root.iter("Body"))
 
 
 def replace_markers(model, markers: list[MarkerPlace]) -> None:

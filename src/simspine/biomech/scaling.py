@@ -56,6 +56,8 @@ factors are more specific than one overall size.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -134,6 +136,29 @@ NEIGHBOURS: dict[str, tuple[str, ...]] = {
     **_side_neighbours("upperarm", ("forearm_{side}", "torso")),
     **_side_neighbours("forearm", ("upperarm_{side}",)),
 }
+
+
+#: The segments (with their measuring pairs) in use: :data:`SEGMENTS` unless a lab marker set
+#: supplies other pairs (:func:`using_segments`, ``estimate_scaling(segments=...)``).
+_ACTIVE: contextvars.ContextVar[tuple[Segment, ...] | None] = contextvars.ContextVar("simspine_segments", default=None)
+
+
+def active_segments() -> tuple[Segment, ...]:
+    """The segments in use (see :func:`using_segments`); :data:`SEGMENTS` by default."""
+    return _ACTIVE.get() or SEGMENTS
+
+
+@contextlib.contextmanager
+def using_segments(segments: tuple[Segment, ...] | None):
+    """Measure segments with ``segments``' marker pairs inside the ``with`` block (same names and
+    bodies as :data:`SEGMENTS`, other pairs: a lab marker set's; None: the default pairs)."""
+    if segments is not None and [s.name for s in segments] != segment_names():
+        raise InputError(None, "segments must be SEGMENTS with other marker pairs")
+    token = _ACTIVE.set(tuple(segments) if segments is not None else None)
+    try:
+        yield active_segments()
+    finally:
+        _ACTIVE.reset(token)
 
 
 def segment_names() -> list[str]:
@@ -247,7 +272,7 @@ def measure_segments(markers: Trajectories, source=None) -> dict[str, PairLength
     Refuses zero-length pairs and non-finite input."""
     _check_markers(markers, source)
     out = {}
-    for seg in SEGMENTS:
+    for seg in active_segments():
         for a, b in seg.pairs:
             if a in markers.names and b in markers.names:
                 length, n, n_trim, spread = _robust_stats(_pair_distances(markers, a, b))
@@ -266,7 +291,7 @@ def _segment_pairs(seg: Segment, lengths: dict[str, PairLength]) -> list[str]:
 
 def unmeasured_segments(lengths: dict[str, PairLength]) -> list[str]:
     """Segments none of whose marker pairs was measured."""
-    return [seg.name for seg in SEGMENTS if not _segment_pairs(seg, lengths)]
+    return [seg.name for seg in active_segments() if not _segment_pairs(seg, lengths)]
 
 
 def _pairs_text(seg: Segment, lengths: dict[str, PairLength]) -> str:
@@ -275,7 +300,7 @@ def _pairs_text(seg: Segment, lengths: dict[str, PairLength]) -> str:
 
 
 def _segment(name: str) -> Segment:
-    return next(s for s in SEGMENTS if s.name == name)
+    return next(s for s in active_segments() if s.name == name)
 
 
 @cache
@@ -316,7 +341,7 @@ def check_solvable(markers: Trajectories, lengths: dict[str, PairLength], height
         problems.append(f"the pelvis and trunk need at least 3 markers not on one line among "
                         f"{', '.join(trunk)} (present: {', '.join(have) or 'none'})")
     if not lengths and height is None:
-        needs = "; ".join(f"{seg.name}: " + " or ".join(f"{a}+{b}" for a, b in seg.pairs) for seg in SEGMENTS)
+        needs = "; ".join(f"{seg.name}: " + " or ".join(f"{a}+{b}" for a, b in seg.pairs) for seg in active_segments())
         problems.append(f"no segment can be measured and no height is given (give --height, or markers of "
                         f"at least one pair: {needs})")
     if problems:
@@ -326,14 +351,20 @@ def check_solvable(markers: Trajectories, lengths: dict[str, PairLength], height
                          + ". Add the missing markers (SpineTrack-37 names, present in at least one frame)")
 
 
-@cache
 def _generic_lengths_and_height(model_path: str) -> tuple[dict[str, float], float]:
+    """Every active pair's length on the model at ``model_path`` in its default pose, and the
+    model's stature."""
+    return _generic_lengths_cached(model_path, active_segments())
+
+
+@cache
+def _generic_lengths_cached(model_path: str, segments: tuple[Segment, ...]) -> tuple[dict[str, float], float]:
     from simspine.biomech.fk import Kinematics
 
     kin = Kinematics(model_path)
     kin.set_defaults()
     lengths = {}
-    for seg in SEGMENTS:
+    for seg in segments:
         for a, b in seg.pairs:
             pa, pb = kin.marker_positions([a, b])
             lengths[_pair_key(a, b)] = float(np.linalg.norm(pa - pb))
@@ -463,7 +494,7 @@ def _weighted_mean(ratios: list[float], weights: list[float]) -> float:
 def _initial_factors(lengths: dict[str, PairLength], generic: dict[str, float]) -> dict[str, float]:
     """Default-pose factors of the measured segments (weighted mean of their pair ratios)."""
     out = {}
-    for seg in SEGMENTS:
+    for seg in active_segments():
         keys = _segment_pairs(seg, lengths)
         if keys:
             out[seg.name] = _weighted_mean([lengths[k].length / generic[k] for k in keys],
@@ -542,7 +573,7 @@ def _complete_factors(measured: dict[str, float], lengths: dict[str, PairLength]
     factors, sources = {}, {}
     from_height = factors_for_height(height, model_path) if height is not None else None
     mean_measured = float(np.mean(list(measured.values()))) if measured else None
-    for seg in SEGMENTS:
+    for seg in active_segments():
         s = seg.name
         other = _other_side(s)
         near = [n for n in NEIGHBOURS.get(s, ()) if n in measured]
@@ -593,7 +624,7 @@ def _model_ratios(markers: Trajectories, factors: dict[str, float], lengths: dic
         kin.set_coordinates(dict(zip(res.coordinate_names, res.values[t], strict=True)))
         model_xyz[t] = kin.marker_positions()
     new = {}
-    for seg in SEGMENTS:
+    for seg in active_segments():
         ratios, weights = [], []
         for a, b in seg.pairs:
             key = _pair_key(a, b)
@@ -615,13 +646,22 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
                      model_path: str | os.PathLike | None = None, refine: int = 4, source=None,
                      workdir: str | os.PathLike | None = None,
                      out_path: str | os.PathLike | None = None, progress: bool = False,
-                     strict: bool = False) -> ScalingReport:
+                     strict: bool = False, segments: tuple[Segment, ...] | None = None) -> ScalingReport:
     """Per-segment factors and a height estimate from a trial's markers (see the module docstring).
 
     The height estimate needs the scaled model: with ``out_path`` it is written there (and kept),
     else to a temporary file. ``progress``: a line per refinement round. ``strict``: refuse
-    left/right factors differing by more than 15% instead of symmetrising them.
+    left/right factors differing by more than 15% instead of symmetrising them. ``segments``:
+    the segments with other measuring pairs (a lab marker set's,
+    :func:`simspine.biomech.marker_sets.scaling_segments`); default :data:`SEGMENTS`.
     """
+    with using_segments(segments):
+        return _estimate_scaling(markers, mass, height, model_path, refine, source, workdir, out_path,
+                                 progress, strict)
+
+
+def _estimate_scaling(markers, mass, height, model_path, refine, source, workdir, out_path, progress,
+                      strict) -> ScalingReport:
     import tempfile
     import time
 
@@ -731,8 +771,114 @@ def estimate_scaling(markers: Trajectories, mass: float = 70.0, height: float | 
 
 def scale_subject(markers: Trajectories, out_path: str | os.PathLike, mass: float = 70.0,
                   height: float | None = None, model_path: str | os.PathLike | None = None,
-                  refine: int = 4, source=None, progress: bool = False, strict: bool = False) -> ScalingReport:
+                  refine: int = 4, source=None, progress: bool = False, strict: bool = False,
+                  segments: tuple[Segment, ...] | None = None) -> ScalingReport:
     """Estimate the factors from ``markers`` and write the scaled model to ``out_path``."""
     return estimate_scaling(markers, mass, height, model_path, refine, source,
                             workdir=Path(out_path).parent if Path(out_path).parent.exists() else None,
-                            out_path=out_path, progress=progress, strict=strict)
+                            out_path=out_path, progress=progress, strict=strict, segments=segments)
+
+
+def read_scale_factors(path: str | os.PathLike) -> dict[str, float]:
+    """Given per-segment factors: a JSON object ``{segment: factor}`` (segments of
+    :func:`segment_names`; a ``scaling.json`` written by ``simspine ik`` also works, its
+    ``factors`` are used) or an OpenSim ScaleSet XML (``<Scale>`` per body with ``<segment>`` and
+    ``<scales>``; each of our segments takes the mean of its bodies' factors, which must be
+    uniform in x, y, z and agree within 1%). Segments not given keep factor 1 only if the file says
+    so: every segment must be given. Errors name the file and the problem."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(path, f"cannot read scale factors ({e.strerror or e})") from None
+    names = segment_names()
+    body_seg = {b: seg.name for seg in SEGMENTS for b in seg.bodies}
+    if text.lstrip().startswith("<"):
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError as e:
+            raise InputError(path, f"not a valid XML file ({e})") from None
+        per_seg: dict[str, list[tuple[str, np.ndarray]]] = {}
+        unknown = []
+        for sc in root.iter("Scale"):
+            body = (sc.findtext("segment") or "").strip()
+            if (sc.findtext("apply") or "true").strip().lower() == "false":
+                continue
+            try:
+                v = np.array((sc.findtext("scales") or "").split(), dtype=float)
+            except ValueError:
+                raise InputError(path, f"<scales> of body {body!r} is not three numbers") from None
+            if v.shape != (3,):
+                raise InputError(path, f"<scales> of body {body!r} is not three numbers")
+            if body not in body_seg:
+                unknown.append(body)
+                continue
+            per_seg.setdefault(body_seg[body], []).append((body, v))
+        if unknown:
+            raise InputError(path, f"ScaleSet names bodies the model does not have: {', '.join(unknown)} "
+                                   f"(model bodies: {', '.join(body_seg)})")
+        if not per_seg:
+            raise InputError(path, "no <Scale> entry (an OpenSim ScaleSet XML or a JSON {segment: factor} is expected)")
+        factors = {}
+        for seg, vals in per_seg.items():
+            allv = np.array([v for _, v in vals])
+            if np.ptp(allv, axis=1).max() > 0.01 * allv.mean():
+                b = vals[int(np.ptp(allv, axis=1).argmax())][0]
+                raise InputError(path, f"body {b} is scaled non-uniformly ({' '.join(f'{x:g}' for x in allv.ravel()[:3])}): "
+                                       "simspine scales each segment uniformly")
+            if np.ptp(allv.mean(axis=1)) > 0.01 * allv.mean():
+                raise InputError(path, f"the bodies of segment {seg} ({', '.join(b for b, _ in vals)}) have different "
+                                       "factors: simspine scales them together")
+            factors[seg] = float(allv.mean())
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise InputError(path, f"neither JSON nor XML ({e})") from None
+        if isinstance(data, dict) and isinstance(data.get("factors"), dict):
+            data = data["factors"]
+        if not isinstance(data, dict):
+            raise InputError(path, "expected a JSON object {segment: factor}")
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise InputError(path, f"unknown segments: {', '.join(map(str, unknown))} (known: {', '.join(names)})")
+        factors = {}
+        for k, v in data.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InputError(path, f"factor of {k} is not a number: {v!r}")
+            factors[k] = float(v)
+    missing = [n for n in names if n not in factors]
+    if missing:
+        raise InputError(path, f"no factor for segments: {', '.join(missing)} (every segment needs one: "
+                               f"{', '.join(names)})")
+    bad = {k: v for k, v in factors.items() if not (np.isfinite(v) and FACTOR_RANGE[0] <= v <= FACTOR_RANGE[1])}
+    if bad:
+        raise InputError(path, "implausible factors (allowed " f"{FACTOR_RANGE[0]}-{FACTOR_RANGE[1]}): "
+                         + ", ".join(f"{k} {v:g}" for k, v in bad.items()))
+    return {n: factors[n] for n in names}
+
+
+def given_scaling(factors: dict[str, float], out_path: str | os.PathLike, mass: float = 70.0,
+                  height: float | None = None, model_path: str | os.PathLike | None = None,
+                  source=None) -> ScalingReport:
+    """Scale with given ``factors`` (no estimation): writes the scaled model to ``out_path`` and
+    reports its stature; ``factor_sources`` says where the factors came from."""
+    from simspine.biomech.fk import Kinematics
+
+    model_path = str(model_path or prepare_model())
+    if not (np.isfinite(mass) and 20 <= mass <= 300):
+        raise InputError(source, f"mass must be in kg (20-300), got {mass}: give --mass in kilograms")
+    scaled = scale_model(factors, out_path, mass, model_path)
+    h = model_stature(Kinematics(str(scaled)), foot_factor=0.5 * (factors["foot_l"] + factors["foot_r"]))
+    warnings = []
+    if height is not None and abs(h - height) / height > 0.10:
+        warnings.append(f"height of the model scaled by the given factors ({h:.3f} m) differs from the given "
+                        f"height ({height:.3f} m) by more than 10%")
+    where = f"given ({source})" if source else "given"
+    return ScalingReport(factors=dict(factors), pair_lengths={}, generic_pair_lengths={}, frames_used={},
+                         frames_trimmed={}, height_estimate_m=h, height_given_m=height, mass_kg=float(mass),
+                         refine_rounds=0, warnings=warnings, model_path=str(out_path),
+                         factor_sources={k: where for k in factors})

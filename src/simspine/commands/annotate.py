@@ -49,6 +49,9 @@ def add_arguments(p) -> None:
     g.add_argument("--fill-unobserved", action="store_true",
                    help="keep the model's keypoints and rotations in frames with fewer than 3 pelvis/trunk markers "
                         "(default: NaN there; keypoints37_status.csv says which frames)")
+    from simspine.commands.ik import add_marker_arguments
+
+    add_marker_arguments(p)
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--refine-calibration", action="store_true",
                    help="first refine the calibration by bundle adjustment on the session's keypoints (as "
@@ -58,6 +61,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from simspine.commands.ik import marker_options
     from simspine.commands.triangulate import triangulation_options
     from simspine.fileio import ensure_out_dir
     from simspine.multiview.filtering import FilterOptions
@@ -72,7 +76,8 @@ def run(args) -> int:
                                            hampel=args.hampel),
                    merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,
                    mass=args.mass, height=args.height, ik_backend=args.ik_backend,
-                   ik_options={"strict": True} if args.strict else None, resume=not args.no_resume,
+                   ik_options={**({"strict": True} if args.strict else {}), **marker_options(args)} or None,
+                   resume=not args.no_resume,
                    fill_unobserved=args.fill_unobserved, report=not args.no_report,
                    refine_calibration=args.refine_calibration, progress=not args.quiet)
     print()

@@ -13,6 +13,9 @@ DESCRIPTION = (
     "and summary.json. Any marker subset that places the pelvis and trunk (3 non-collinear markers) works: "
     "segments without marker pairs are scaled from the other side, --height or their neighbours, and "
     "coordinates no marker moves are held at a neutral pose (listed in summary.json and the .mot header). "
+    "A lab's own markers: --marker-set FILE (OpenSim MarkerSet XML, or 'trunk' for the shipped trunk protocol) "
+    "adds them to the model for scaling and IK; the 37 keypoints still come from FK. OpenSim-style options: "
+    "--static, --scale-factors, --exclude-markers, --marker-weights. "
     "Re-running on the same input reuses finished stages."
 )
 
@@ -42,6 +45,36 @@ def add_arguments(p) -> None:
                    help="refuse left/right scale factors that differ by more than 15%% (default: warn, name the "
                         "marker pairs and use one symmetric factor)")
     p.add_argument("--no-resume", action="store_true", help="recompute every stage even if outputs exist")
+    add_marker_arguments(p)
+
+
+def add_marker_arguments(p) -> None:
+    """The lab-marker options shared by ``ik`` and ``annotate`` (see :func:`marker_options`)."""
+    g = p.add_argument_group("lab markers and OpenSim-style options")
+    g.add_argument("--marker-set", metavar="FILE|NAME", default=None,
+                   help="an OpenSim MarkerSet XML (marker name, socket_parent_frame body, location in m) whose "
+                        "markers drive scaling and IK, or a shipped protocol name: trunk (ASIS/PSIS, C7, T10, "
+                        "jugular notch, xiphoid, clavicles, acromia, lateral epicondyles, wrist styloids)")
+    g.add_argument("--measurement-set", metavar="FILE", default=None,
+                   help="an OpenSim ScaleTool setup (or any XML) whose MeasurementSet gives the marker pairs per "
+                        "segment for --marker-set (default: pairs derived from markers on the same or adjacent "
+                        "bodies)")
+    g.add_argument("--static", metavar="TRC", default=None,
+                   help="scale on this static trial instead of the motion trial")
+    g.add_argument("--scale-factors", metavar="FILE", default=None,
+                   help="given scale factors, no estimation: JSON {segment: factor} (or a scaling.json) or an "
+                        "OpenSim ScaleSet XML")
+    g.add_argument("--exclude-markers", metavar="A,B,...", default=None,
+                   help="markers of the trial to leave out of scaling and IK (comma-separated)")
+    g.add_argument("--marker-weights", metavar="FILE", default=None,
+                   help="IK marker weights: JSON {name: weight}, CSV name,weight or an OpenSim IKTaskSet XML "
+                        "(apply=false leaves a marker out)")
+
+
+def marker_options(args) -> dict:
+    """The lab-marker options of ``args`` as keyword arguments of ``run_ik_pipeline`` (given ones only)."""
+    keys = ("marker_set", "measurement_set", "static", "scale_factors", "exclude_markers", "marker_weights")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
 def run(args) -> int:
@@ -52,5 +85,6 @@ def run(args) -> int:
     run_ik_pipeline(args.markers, args.out, height=args.height, mass=args.mass, backend=args.backend,
                     accuracy=args.accuracy, resume=not args.no_resume, progress=True,
                     spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar,
-                    smoothness=args.smoothness if args.backend == "jacobian" else 0.0, strict=args.strict)
+                    smoothness=args.smoothness if args.backend == "jacobian" else 0.0, strict=args.strict,
+                    **marker_options(args))
     return 0
