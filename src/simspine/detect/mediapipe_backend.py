@@ -4,6 +4,30 @@ BlazePose gives 33 landmarks; the SpineTrack-37 points that correspond are fille
 (Head, Neck, Hip, small toes, the spine points) stays 0, 0, 0. SpineTrack's ``Hip`` is the sacrum,
 not the pelvis centre, and its ``Neck`` is C7, not the mid-shoulders, so neither is synthesised from
 BlazePose's hips or shoulders. Confidence is the landmark's visibility.
+
+Where these points sit against the model's markers (measured on Pose2Sim's Demo_SinglePerson,
+4 cameras, triangulated by ``simspine annotate``; model = the generic SpineTrack-37 marker set):
+
+* Face (Nose, eyes, ears): not usable for scaling, and poor IK markers. The demo's faces are
+  pixelated and the subject wears a swimming cap over the ears; the camera behind the subject
+  puts the nose and eyes on the back of the head. Triangulated: ears 0.093 m apart, eyes
+  0.046-0.050 m, nose to ear 0.075-0.084 m (model: 0.156, 0.062, 0.141 m; the model's ears are
+  at the external acoustic meatus), and the whole face cluster 55-75 mm in front of where the
+  fitted model's is. Scaling replaces the resulting head factor (0.61 against a body at 0.97) as
+  an outlier (:mod:`simspine.biomech.scaling`). After IK these markers keep the largest errors
+  (the plausibility check names them): RMS nose 50, eyes 57-62, ears 90 mm with the head at the
+  torso's factor (71, 73-78, 78-81 mm with head 0.61; other markers unchanged). IK weight 0.2 on
+  the five face points lowers those (34-72 mm) but lets the trunk drift (shoulders 31 -> 40 mm,
+  hips 19 -> 24 mm): the face is the only head data and steadies the trunk's 4 markers, so it
+  keeps full weight.
+* Hips: BlazePose's hips lie close to the hip joint centres: 0.179 m apart on the demo, against
+  0.167 m between the generic model's joint centres and 0.211 m between its LHip/RHip markers
+  (Pose2Sim's HALPE_26 places, 22 mm lateral of and 15 mm below the joint centres, where
+  OpenPose-type detectors put the hip). So the pelvis factor measured from them (0.84 on the
+  demo, -14% against the median factor) reflects the landmark definition, not a narrow pelvis,
+  and shrinks the pelvis (joint-centre spacing 0.14 m). It is within the 30% outlier band and
+  is used; ``simspine ik/annotate --height`` does not change a measured factor. Give the
+  pelvis factor yourself (``simspine ik --scale-factors``) if the subject's pelvis matters.
 """
 
 from __future__ import annotations
