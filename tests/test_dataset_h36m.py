@@ -89,3 +89,66 @@ def test_release_facts_match_the_model():
     from simspine.skeletons import spinetrack37
 
     assert [spinetrack37().names[i] for i in marker_indices()] == markers_names()
+
+
+def _fake_store(path, extras=True, nan=False):
+    """A store written from made-up arrays (a rigid body translated over 5 frames)."""
+    from simspine.calibration import h36m_cameras
+    from simspine.dataset.sequence import project_keypoints
+    from simspine.dataset.store import write_store
+    from simspine.frames import zup_to_yup
+    from simspine.synth.rig import h36m_rig
+
+    rng = np.random.default_rng(2)
+    stage = zup_to_yup(h36m_rig("S9").stage_zup)
+    kp = stage + rng.uniform(-0.3, 0.3, (1, 37, 3)) + np.array([0, 1.0, 0]) + np.linspace(0, 0.1, 5)[:, None, None]
+    r = {"markers": kp[:, marker_indices()], "kinematics": np.zeros((5, 62)),
+         "meta": {"subject": "S9", "sequence": "Walking_1", "action": "Walking", "subaction": "1",
+                  "original_name": "Walking 1", "rate_hz": 50.0}}
+    if nan:
+        r["markers"][2, 3, 1] = np.nan
+    if extras:
+        uvv, boxes = project_keypoints(kp, h36m_cameras("S9"))
+        r.update(keypoints37=kp, timestamps=np.arange(5) / 50.0, keypoints2d=uvv, boxes=boxes)
+    write_store(path, {"S9": {"cameras": h36m_cameras("S9"), "model_xml": None, "scaling": None}}, [r], {})
+    return kp
+
+
+def test_store_round_trip_validate_and_cli(tmp_path, capsys):
+    from simspine.cli import main
+    from simspine.dataset.store import Store
+    from simspine.dataset.validate import validate_store
+
+    kp = _fake_store(tmp_path / "a.h5")
+    with Store(tmp_path / "a.h5") as st:
+        assert st.subjects() == ["S9"] and st.sequences("S9") == ["Walking_1"]
+        seq = st.sequence("S9", "Walking_1")
+        np.testing.assert_allclose(seq.keypoints37, kp)
+        assert st.f["S9"].attrs["split"] == "test"
+    problems, notes = validate_store(tmp_path / "a.h5")
+    assert problems == [], problems
+    assert main(["dataset", "info", str(tmp_path / "a.h5")]) == 0
+    assert "S9 (test): 1 sequences, 5 frames, 4 cameras" in capsys.readouterr().out
+    # the release layout alone (no extras) reads and validates too
+    _fake_store(tmp_path / "b.h5", extras=False)
+    with Store(tmp_path / "b.h5") as st:
+        assert st.sequence("S9", "Walking_1").keypoints37 is None
+    assert validate_store(tmp_path / "b.h5")[0] == []
+    assert main(["dataset", "export", str(tmp_path / "b.h5"), "--format", "release", "--out",
+                 str(tmp_path / "rel")]) == 0
+    assert (tmp_path / "rel" / "positions" / "S9" / "S9_Walking_1.trc").is_file()
+    # a non-finite marker is a problem, and exit status 1
+    _fake_store(tmp_path / "c.h5", nan=True)
+    assert main(["dataset", "validate", str(tmp_path / "c.h5")]) == 1
+    assert "markers: 1 non-finite" in capsys.readouterr().out
+
+
+def test_build_dataset_cli_errors(tmp_path, capsys):
+    from simspine.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["build-dataset", "--h36m", str(tmp_path), "--out", str(tmp_path / "x.h5"), "--workers", "2",
+              "--scheduler", "tcp://localhost:1"])
+    assert e.value.code == 2
+    assert main(["build-dataset", "--h36m", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.h5")]) != 0
+    assert "not found" in capsys.readouterr().err
