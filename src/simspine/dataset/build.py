@@ -19,6 +19,7 @@ each subject's model once over its sequences, processes every sequence as a Dask
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -181,7 +182,7 @@ def build_dataset(h36m, out, *, spine_2d=None, subjects=None, actions=None, work
     from simspine.fileio import write_text_atomic
 
     t0 = time.perf_counter()
-    o = options or SequenceOptions()
+    o = dataclasses.replace(options) if options is not None else SequenceOptions()  # the caller's stays as given
     if spine_2d is not None:
         o.spine_2d = str(spine_2d)
         if not Path(spine_2d).is_dir():
