@@ -128,7 +128,7 @@ def test_build_two_subjects_from_markers_only(tmp_path):
 
     limbs = spinetrack37().indices(list(H36M_TO_SPINETRACK.values()))
     for uid, e in _errors_mm(out, truth).items():
-        assert e[:, limbs].mean() < 20.0, uid  # the observed limb joints
-        assert e.mean() < 60.0, uid  # everything, spine included, from 12 limb joints
+        assert e[:, limbs].mean() < 5.0, uid  # the observed limb joints (measured 0.4-1.3 mm)
+        assert e.mean() < 20.0, uid  # all 37 from 12 limb joints (measured 3.5-7.0 mm)
     with Store(out) as st:
         assert st.f["S9"].attrs["split"] == "test"
