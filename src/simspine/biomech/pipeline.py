@@ -54,8 +54,9 @@ from simspine.biomech.fk import (
     run_fk,
 )
 from simspine.biomech.ik import IKResult, default_coordinate_tasks, make_backend, smoothness_for_rate
-from simspine.biomech.model import coordinate_info, load_model, prepare_model
-from simspine.biomech.scaling import ScalingReport, present_markers, scale_subject
+from simspine.biomech.marker_sets import prepare_ik_inputs
+from simspine.biomech.model import coordinate_info, load_model
+from simspine.biomech.scaling import ScalingReport, given_scaling, present_markers, scale_subject
 from simspine.errors import InputError
 from simspine.fileio import atomic_path, write_text_atomic
 from simspine.trajectories import Trajectories
@@ -216,7 +217,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                     weights: dict | None = None, refine: int = 4, resume: bool = True,
                     progress: bool = True, spine_placement: str = "published",
                     lumbar_coupling: bool = True, smoothness: float = DEFAULT_SMOOTHNESS_50HZ,
-                    strict: bool = False) -> IKPipelineResult:
+                    strict: bool = False, marker_set=None, measurement_set=None, static=None,
+                    scale_factors=None, exclude_markers=None, marker_weights=None) -> IKPipelineResult:
     """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
 
     ``markers_trc``: a TRC path (OpenSim ground frame, SpineTrack-37 marker names) or a
@@ -228,6 +230,13 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     scale factors differing by more than 15% instead of symmetrising them (with a warning). Any
     marker subset that places the pelvis and trunk works (see the module docstring). See the
     module docstring for the outputs.
+
+    Lab options (:mod:`simspine.biomech.marker_sets`): ``marker_set`` (an OpenSim MarkerSet XML or
+    a shipped name such as ``"trunk"``: the lab's markers join the model for scaling and IK, the 37
+    keypoints still come from FK), ``measurement_set`` (ScaleTool MeasurementSet pairs for it),
+    ``static`` (scale on this static TRC instead of the trial), ``scale_factors`` (JSON or ScaleSet
+    XML: given factors, no estimation), ``exclude_markers`` (names, list or comma-separated),
+    ``marker_weights`` (JSON, CSV or IKTaskSet XML).
     """
     t_all = time.perf_counter()
     out_dir = Path(out_dir)
@@ -245,7 +254,12 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         timings["read"] = time.perf_counter() - t0
     if "Y up" not in markers.frame and "opensim" not in markers.frame.lower():
         raise InputError(source, f"markers are in frame {markers.frame!r}; the model needs OpenSim ground (Y up)")
-    options = dict(height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
+    inputs = prepare_ik_inputs(markers, source, marker_set=marker_set, measurement_set=measurement_set,
+                               static=static, scale_factors=scale_factors, exclude_markers=exclude_markers,
+                               marker_weights=marker_weights, weights=weights, spine_placement=spine_placement,
+                               lumbar_coupling=lumbar_coupling)
+    markers, weights = inputs.markers, inputs.weights
+    options = dict(**inputs.options, height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
                    coordinate_tasks=coordinate_tasks, weights=weights, spine_placement=spine_placement,
                    lumbar_coupling=lumbar_coupling, smoothness=smoothness, strict=strict)
     key = _input_hash(markers, options)
@@ -262,10 +276,14 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         scaling = json.loads(scaling_path.read_text())
         _say(progress, "  scaling: reused (same input)")
     else:
-        generic = prepare_model(spine_placement=spine_placement, lumbar_coupling=lumbar_coupling)
-        report: ScalingReport = scale_subject(markers, model_path, mass=mass, height=height, refine=refine,
-                                              model_path=generic, source=source, progress=progress,
-                                              strict=strict)
+        generic = inputs.generic_model
+        if inputs.factors is not None:
+            report: ScalingReport = given_scaling(inputs.factors, model_path, mass, height, generic,
+                                                  source=inputs.factors_source)
+        else:
+            report = scale_subject(inputs.scale_markers, model_path, mass=mass, height=height, refine=refine,
+                                   model_path=generic, source=inputs.scale_source, progress=progress,
+                                   strict=strict, segments=inputs.segments)
         scaling = report.to_dict()
         scaling["frame"] = FRAME
         write_text_atomic(scaling_path, json.dumps(scaling, indent=1))
