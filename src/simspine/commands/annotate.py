@@ -12,7 +12,10 @@ DESCRIPTION = (
     "summary.txt/summary.json; positions are metres in OpenSim's ground frame (Y up). Re-running skips "
     "the stages whose outputs are up to date (stages.json); --no-resume recomputes everything. "
     "keypoints37_status.csv says per frame whether each keypoint was observed (triangulated), filled or "
-    "inferred by the model; report.html shows the run offline."
+    "inferred by the model; report.html shows the run offline. --batch DIR runs every session (sub-folder with "
+    "pose/ or a calibration folder) of DIR on Dask (--workers N local processes, or --scheduler ADDRESS) into "
+    "--out/<session>/, skipping finished sessions, recording failed ones, and prints a summary table (exit 1 "
+    "when a session failed)."
 )
 
 
@@ -22,8 +25,15 @@ def add_arguments(p) -> None:
     from simspine.multiview.filtering import FilterOptions
     from simspine.multiview.merge import MergeOptions
 
-    p.add_argument("session", metavar="SESSION", help="Pose2Sim project folder or simspine session .npz")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("session", metavar="SESSION", nargs="?", help="Pose2Sim project folder or simspine session .npz")
+    p.add_argument("--out", required=True, help="output folder (with --batch: one sub-folder per session)")
+    g = p.add_argument_group("batch")
+    g.add_argument("--batch", metavar="DIR", default=None,
+                   help="annotate every session of DIR (sub-folders with pose/ or a calibration folder; DIR's "
+                        "calibration for those without one) on Dask, into OUT/<session>/; resumable")
+    from simspine.scheduling import add_cluster_arguments
+
+    add_cluster_arguments(g, "sessions (with --batch)")
     add_triangulation_arguments(p)
     f, m = FilterOptions(), MergeOptions()
     g = p.add_argument_group("filtering")
@@ -63,23 +73,39 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from simspine.commands.ik import marker_options
     from simspine.commands.triangulate import triangulation_options
+    from simspine.errors import SimspineError
     from simspine.fileio import ensure_out_dir
     from simspine.multiview.filtering import FilterOptions
     from simspine.multiview.merge import MergeOptions
     from simspine.pipeline import annotate, format_summary
 
+    if (args.batch is None) == (args.session is None):
+        raise SimspineError("give either SESSION or --batch DIR")
+    if args.batch is None and (args.workers or args.scheduler):
+        raise SimspineError("--workers and --scheduler go with --batch DIR")
+    if args.batch is not None and args.no_resume:
+        raise SimspineError("--no-resume does not go with --batch (delete OUT/<session>/ to recompute a session)")
     ensure_out_dir(args.out)
-    res = annotate(args.session, args.out, trusted=args.trusted, trusted_rate_hz=args.trusted_rate,
-                   trusted_units=args.trusted_units, calibration=args.calibration, fps=args.fps,
+    options = dict(trusted=args.trusted, trusted_rate_hz=args.trusted_rate,
+                   trusted_units=args.trusted_units, fps=args.fps,
                    person=args.person, triangulation=triangulation_options(args),
                    filtering=FilterOptions(cutoff_hz=args.cutoff or None, order=args.order, max_gap=args.max_gap,
                                            hampel=args.hampel),
                    merge=MergeOptions(pseudo_conf=args.pseudo_conf), biomech=not args.front_end_only,
                    mass=args.mass, height=args.height, ik_backend=args.ik_backend,
                    ik_options={**({"strict": True} if args.strict else {}), **marker_options(args)} or None,
-                   resume=not args.no_resume,
                    fill_unobserved=args.fill_unobserved, report=not args.no_report,
-                   refine_calibration=args.refine_calibration, progress=not args.quiet)
+                   refine_calibration=args.refine_calibration)
+    if args.batch is not None:
+        from simspine.batch import annotate_batch
+
+        summary = annotate_batch(args.batch, args.out, workers=args.workers, scheduler=args.scheduler,
+                                 calibration=args.calibration, progress=not args.quiet, **options)
+        print()
+        print(summary.text())
+        return 1 if summary.failed else 0
+    res = annotate(args.session, args.out, calibration=args.calibration, resume=not args.no_resume,
+                   progress=not args.quiet, **options)
     print()
     print(format_summary(res.summary))
     return 0

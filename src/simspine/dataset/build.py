@@ -31,6 +31,8 @@ from pathlib import Path
 from simspine.dataset.h36m import SequenceSpec, find_sequences
 from simspine.dataset.sequence import SequenceOptions
 from simspine.errors import InputError
+from simspine.scheduling import error_text as _error_text
+from simspine.scheduling import open_client as _client
 
 WORK_VERSION = 1
 
@@ -141,22 +143,6 @@ def sequence_task(spec: SequenceSpec, model: dict, work: str, options: SequenceO
 
 
 # ---- orchestration --------------------------------------------------------------------------
-def _client(workers: int | None, scheduler: str | None):
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, InputError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def versions() -> dict:
     """Versions of simspine and the libraries that shape the store's numbers."""
     from importlib.metadata import PackageNotFoundError, version
