@@ -4,6 +4,11 @@ Outputs of :func:`run_ik_pipeline` in ``out_dir`` (all written atomically; frame
 are):
 
 * ``model_scaled.osim`` -- the subject-scaled model (SpineTrack-37 markers, no muscles);
+* ``model_registered.osim`` -- the scaled model with every observed marker's placement
+  registered to the trial (``register_markers``, default on; :mod:`simspine.biomech.marker_registration`):
+  the final IK and the output keypoints use it, so an observed keypoint moves with its registered
+  marker; offsets per marker (mm, body frame) in ``scaling.json`` and ``summary.json``
+  (``marker_registration``);
 * ``scaling.json`` -- scale factors per segment and where each comes from (``factor_sources``:
   measured pairs, the other side, height, neighbours), left/right factors made symmetric
   (``symmetrised``), pair lengths and their spread, frames trimmed, height, mass, warnings;
@@ -217,7 +222,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                     weights: dict | None = None, refine: int = 4, resume: bool = True,
                     progress: bool = True, spine_placement: str = "published",
                     lumbar_coupling: bool = True, smoothness: float = DEFAULT_SMOOTHNESS_50HZ,
-                    strict: bool = False, marker_set=None, measurement_set=None, static=None,
+                    strict: bool = False, register_markers: bool = True,
+                    registration: dict | None = None, marker_set=None, measurement_set=None, static=None,
                     scale_factors=None, exclude_markers=None, marker_weights=None) -> IKPipelineResult:
     """Scale the model to the markers, solve IK, compute the 37 keypoints and spine rotations.
 
@@ -228,8 +234,11 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     the IK's temporal smoothness term expressed at 50 Hz (scaled with the marker rate; 0 for
     frame-by-frame IK as OpenSim does; jacobian backend only). ``strict``: refuse left/right
     scale factors differing by more than 15% instead of symmetrising them (with a warning). Any
-    marker subset that places the pelvis and trunk works (see the module docstring). See the
-    module docstring for the outputs.
+    marker subset that places the pelvis and trunk works (see the module docstring).
+    ``register_markers``: register each observed marker's placement in its body, alternating with
+    IK (:mod:`simspine.biomech.marker_registration`; ``registration``: its keyword options such as
+    ``max_offset``, ``regularization``, ``iterations``, ``exclude``); the final IK and the output
+    keypoints then use ``model_registered.osim``. See the module docstring for the outputs.
 
     Lab options (:mod:`simspine.biomech.marker_sets`): ``marker_set`` (an OpenSim MarkerSet XML or
     a shipped name such as ``"trunk"``: the lab's markers join the model for scaling and IK, the 37
@@ -261,7 +270,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     markers, weights = inputs.markers, inputs.weights
     options = dict(**inputs.options, height=height, mass=mass, backend=backend, accuracy=accuracy, refine=refine,
                    coordinate_tasks=coordinate_tasks, weights=weights, spine_placement=spine_placement,
-                   lumbar_coupling=lumbar_coupling, smoothness=smoothness, strict=strict)
+                   lumbar_coupling=lumbar_coupling, smoothness=smoothness, strict=strict,
+                   register_markers=register_markers, registration=registration)
     key = _input_hash(markers, options)
     state_path = out_dir / ".ik_state.json"
     state = read_state(state_path, key) if resume else {"input": key}
@@ -311,20 +321,49 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     if undetermined:
         _say(progress, f"  note: {len(undetermined)} coordinates are not determined by the markers and are held at "
                        f"the neutral pose: {', '.join(undetermined)}")
-    if state.get("ik") and mot_path.is_file():
-        kin = Kinematics(str(model_path))
+    registered_path = out_dir / "model_registered.osim"
+    registration_report = None
+    if not register_markers:
+        scaling.pop("marker_registration", None)
+    if state.get("ik") and mot_path.is_file() and (not register_markers or registered_path.is_file()):
+        fk_model = registered_path if register_markers else model_path
+        kin = Kinematics(str(fk_model))
         coords = coordinates_from_mot(mot_path, kin.coordinates)
+        registration_report = scaling.get("marker_registration") if register_markers else None
         _say(progress, "  IK: reused (same input)")
     else:
-        smooth = smoothness_for_rate(smoothness, markers.rate) if backend == "jacobian" else 0.0
-        be = make_backend(backend, accuracy, smooth)
-        res = be.solve(scaled_model, markers, weights, tasks, progress=progress)
+        def solve(path, m, prog=False):
+            smooth = smoothness_for_rate(smoothness, m.rate) if backend == "jacobian" else 0.0
+            return make_backend(backend, accuracy, smooth).solve(str(path), m, weights, tasks, progress=prog)
+
+        res = solve(model_path, markers, progress)
+        fk_model = model_path
+        if register_markers:
+            from simspine.biomech.marker_registration import register_markers as _register
+
+            t1 = time.perf_counter()
+            reg = _register(model_path, markers, registered_path, solve, first=res, progress=progress,
+                            **(registration or {}))
+            res_unregistered = res
+            res = solve(registered_path, markers, progress)
+            fk_model = registered_path
+            registration_report = reg.to_dict()
+            registration_report["ik_marker_rms_mean_mm"] = {
+                "scaled_model": round(float(np.nanmean(res_unregistered.rms)) * 1000.0, 3),
+                "registered_model": round(float(np.nanmean(res.rms)) * 1000.0, 3)}
+            registration_report["seconds"] = round(time.perf_counter() - t1, 3)
+            scaling["marker_registration"] = registration_report
+            write_text_atomic(scaling_path, json.dumps(scaling, indent=1))
+            _say(progress, f"  marker registration: {len(reg.offsets_m)} markers moved, RMS offset "
+                           f"{registration_report['rms_offset_mm']:.1f} mm (max {registration_report['max_offset_mm']:.1f}"
+                           f" mm); IK marker RMS {registration_report['ik_marker_rms_mean_mm']['scaled_model']:.2f} -> "
+                           f"{registration_report['ik_marker_rms_mean_mm']['registered_model']:.2f} mm")
         _write_mot(res, mot_path, undetermined)
         _write_errors(res, out_dir / "ik_errors.csv")
         coords = CoordinateTable(res.time, res.coordinate_names, res.values)
         state["ik"] = True
         write_text_atomic(state_path, json.dumps(state))
-        kin = Kinematics(str(model_path))
+        kin = Kinematics(str(fk_model))
     timings["ik"] = time.perf_counter() - t0
     if res is not None:
         _say(progress, f"  IK ({res.backend}): marker RMS mean {np.nanmean(res.rms) * 1000:.2f} mm, "
@@ -348,6 +387,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         model="model_scaled.osim", scaling="scaling.json", motion="ik.mot", errors="ik_errors.csv",
         keypoints="keypoints37.trc", rotations_csv="rotations.csv", rotations_npz="rotations.npz",
         summary="summary.json").items()}
+    if register_markers:
+        files["model_registered"] = str(registered_path)
     rotational = {c.name for c in coordinate_info(scaled_model) if c.rotational}
     summary = {
         "input": source or "in-memory trajectories",
@@ -360,6 +401,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                     "mass_kg": scaling["mass_kg"], "warnings": scaling.get("warnings", []),
                     "factor_sources": scaling.get("factor_sources", {}),
                     "symmetrised": sorted(scaling.get("symmetrised", {}))},
+        "marker_registration": registration_report,
         "undetermined_coordinates": {
             "coordinates": undetermined,
             "held_at": {c: float(np.rad2deg(neutral[c])) if c in rotational else neutral[c] for c in undetermined},
