@@ -66,6 +66,18 @@ def test_front_end_outputs_and_resume(session, tmp_path):
     assert res3.skipped == ["triangulate"]
     res4 = annotate(folder, out, biomech=False, resume=False, log=lines.append)
     assert res4.skipped == []
+    assert (out / "report.html").is_file()
+
+
+def test_no_report_writes_no_report(session, tmp_path):
+    """report=False (annotate --no-report) leaves report.html out (the triangulation report once
+    shadowed the argument, so the page was always written) and out of the summary's outputs."""
+    folder, _ = session
+    out = tmp_path / "out"
+    annotate(folder, out, biomech=False, report=False, log=lambda s: None)
+    assert (out / "markers.trc").is_file()
+    assert not (out / "report.html").exists()
+    assert "report.html" not in json.loads((out / "summary.json").read_text())["outputs"]
 
 
 def test_resume_with_outputs_inside_the_session_folder(session, tmp_path):

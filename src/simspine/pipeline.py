@@ -264,18 +264,19 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     def read_tri():
         try:
-            report = json.loads(tri_out[2].read_text())
+            tri_report = json.loads(tri_out[2].read_text())
         except (OSError, ValueError) as e:
             raise InputError(tri_out[2], f"cannot read stage output ({e}); delete it to recompute") from None
-        return read_triangulation(tri_out[1]), report
+        return read_triangulation(tri_out[1]), tri_report
 
-    triangulated, report = stages.run("triangulate", k_tri, tri_out, do_tri, read_tri)
-    summary["stages"]["triangulate"] = {k: report[k] for k in ("frames", "keypoints_per_frame", "cameras_count",
+    # tri_report, not report: ``report`` is the argument that switches report.html on/off
+    triangulated, tri_report = stages.run("triangulate", k_tri, tri_out, do_tri, read_tri)
+    summary["stages"]["triangulate"] = {k: tri_report[k] for k in ("frames", "keypoints_per_frame", "cameras_count",
                                                                "valid_share", "mean_reproj_error_px",
                                                                "mean_reproj_error_mm", "mean_views_used")}
     summary["stages"]["triangulate"]["cameras_excluded_share"] = {c["name"]: c["excluded_share"]
-                                                                  for c in report["cameras"]}
-    summary["stages"]["triangulate"]["warnings"] = report.get("warnings", [])  # calibration health, video sizes
+                                                                  for c in tri_report["cameras"]}
+    summary["stages"]["triangulate"]["warnings"] = tri_report.get("warnings", [])  # calibration health, video sizes
 
     # 2. filter
     k_fil = _key("filter", _opts(fil_o), k_tri)
