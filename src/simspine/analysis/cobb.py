@@ -40,31 +40,67 @@ both parts of the rigid ``torso`` body, so the geometric TKA is one constant of 
 (generic, unscaled) geometry for every frame (32.7°; the default pose has LLA 44.3°); lateral bending
 and axial rotation of lumbar1 relative to the pelvis change the projected LLA slightly.
 
-(b) Keypoint method (:func:`keypoint_cobb`, :func:`cobb_from_curve`): for inputs that are
+(b) Keypoint method (:func:`keypoint_cobb`, :func:`keypoint_cobb_raw`): for inputs that are
 keypoints only. The vertebral keypoints Hip (S1), Spine_01 (L5), Spine_02 (L3), Spine_03 (T12/L1),
 Spine_04 (T8), Spine_05 (T3) and Neck (C7) are projected onto sagittal planes defined as above
 from keypoints: the thorax's left/right axis (RLatissimus − LLatissimus, else RClavicle −
 LClavicle) for kyphosis, its mean with the pelvis's (RHip − LHip) for lordosis (either alone when
-the other is missing), up = Neck − Hip made perpendicular to the normal. An interpolating cubic
-spline (not-a-knot, parameterised by cumulative chord length) runs through the points and the
-Cobb angle is the angle between its tangents at the end levels: S1 = Hip and L1 = Spine_03 for
-lordosis, T12 = Spine_03 and T3 = Spine_05 for kyphosis. A circular arc through the points gives
-back its angle (tests: within 0.5°).
+the other is missing), up = Neck − Hip made perpendicular to the normal. Each end vertebra's
+direction is read from the **chords** between keypoints at its level, not from a curve fitted
+through all of them:
 
-The published keypoints are posterior landmarks (spinous processes, the back of the sacrum: see
-:mod:`simspine.biomech.model`), whose curve is not parallel to the vertebral-body axis: on the
-model's default pose the raw keypoint angles differ from the geometric ones by a constant
-(:func:`landmark_offsets`, computed from the model at first use: +19.1° lordosis and -2.0°
-kyphosis). :func:`keypoint_cobb` subtracts it by default (``landmark_correction=True``), so both
-methods report the same anatomical quantity; ``raw`` angles are returned alongside. The keypoint
-TKA does change with posture, but only through Spine_03 (on lumbar1: T12–L1 motion), since T3, T8
-and C7 are all on the rigid torso.
+* L1 (upper end of lordosis): the chord between its neighbours, Spine_02 (L3) -> Spine_04 (T8)
+  (a central difference: the L1 body's orientation lies between those of L2 and T12);
+* S1 (lower end): the sacrum is part of the rigid pelvis, so its direction is the pelvis's own
+  sagittal reference, the hip-joint-centre midpoint ((LHip + RHip) / 2) -> Hip, measured in the
+  pelvis's plane (normal RHip − LHip) and turned there by a constant (the angle the sacral plate
+  makes with that line, as in the pelvic-incidence construction), then projected onto the
+  lordosis plane like the geometric S1 normal; without the hips, the chord Hip -> Spine_01;
+* T12 (lower end of kyphosis): the first thoracic chord, Spine_03 (T12/L1) -> Spine_04 (T8);
+* T3 (upper end): the chord between its neighbours, Spine_04 (T8) -> Neck (C7), both on the
+  thorax.
+
+``LLA = theta(L1) - theta(S1)``, ``TKA = theta(T12) - theta(T3)`` as above. The raw angles
+(:func:`keypoint_cobb_raw`: the turns of the chords, S1 from Hip -> Spine_01) are, on a smooth
+curve, the tangent changes between the chords' midpoints (exact on a circular arc; tests). The
+published keypoints are posterior landmarks (spinous processes, the back of the sacrum: see
+:mod:`simspine.biomech.model`), so each chord makes a constant angle with its end vertebra's
+geometric direction. :func:`keypoint_cobb` adds these per-level constants
+(:class:`LevelOffsets`, from :func:`level_offsets`): measured on the default pose of the model
+that placed the keypoints (``model=``: the subject's scaled or marker-registered model; ``simspine
+analyze`` uses ``model/model_registered.osim``, else ``model_scaled.osim``, of an ``annotate`` or
+``ik`` folder), else of the generic model. Per level rather than one global constant, because the
+correction belongs to each end's landmarks: a subject's landmarks sit up to ~1-2 cm from the
+generic placement (marker registration), which moves a 6-15 cm chord by several degrees (the demo's
+generic-model TKA constants are 7° off), and a constant measured on a whole fitted curve does not
+carry over.
+
+Why chords: a spline through the seven points extrapolates its end tangents from every point, so
+its S1 tangent turned with lumbar flexion (-16% of the LLA change, against the sacrum's 0) and its
+T12 tangent with L1; LLA and TKA then differed from the geometric ones by -4.6° (RMS 5.7°) and
++3.8° on a picking-up motion. With the chords, on the generic model's synthetic actions (4 s, two
+seeds) the keypoint-minus-geometric means are within ±0.8° (RMS ≤ 1.1°; walking -0.1°, pickup
++0.5°, sit-down +0.6°, twist -0.8°) for LLA and ≤ 0.6° for TKA; the remaining difference grows
+with flexion (the L3 -> T8 chord turns 0.98° per degree of L1 flexion) and with lumbar axial
+rotation (each end projected from its own plane).
+
+What each method can and cannot show: the geometric TKA is the rigid torso's constant, whatever
+the posture. The keypoint TKA is defined to match it (T12 from the first thoracic chord, T3 between
+two thoracic points): it moves only with the T12/L1 landmark relative to the thorax (T12–L1
+flexion; 0.6° over a full bend) and with noise, so neither method measures a change of thoracic
+kyphosis with posture on this model's outputs; for keypoints from another source (a detector, a
+lifted 3D pose, a model with a flexible thorax) the keypoint TKA does follow the T12/L1, T8 and C7
+landmarks. The keypoint LLA follows lumbar flexion through the L3 and T8 landmarks and the
+pelvis; it cannot see how flexion is shared between L1 and the levels below it (one landmark per
+two levels), which the geometric method reads from the model's bodies. :func:`cobb_from_curve`
+keeps the spline tangent method for densely sampled curves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -75,9 +111,12 @@ CURVE_KEYPOINTS: tuple[tuple[str, str], ...] = (
     ("Hip", "S1"), ("Spine_01", "L5"), ("Spine_02", "L3"), ("Spine_03", "T12/L1"),
     ("Spine_04", "T8"), ("Spine_05", "T3"), ("Neck", "C7"),
 )
-#: End levels (indices into CURVE_KEYPOINTS): lordosis S1 -> L1, kyphosis T12 -> T3.
-LORDOSIS_ENDS = (0, 3)
-KYPHOSIS_ENDS = (3, 5)
+#: Chords (from, to) giving each end vertebra's direction (module docstring); S1 prefers the
+#: pelvis reference (hip-joint-centre midpoint -> Hip) and falls back to this chord.
+END_CHORDS: dict[str, tuple[str, str]] = {
+    "S1": ("Hip", "Spine_01"), "L1": ("Spine_02", "Spine_04"),
+    "T12": ("Spine_03", "Spine_04"), "T3": ("Spine_04", "Neck"),
+}
 #: Left/right keypoint pairs giving the sagittal plane's normal, in order of preference.
 LR_PAIRS = (("LHip", "RHip"), ("LLatissimus", "RLatissimus"), ("LClavicle", "RClavicle"))
 #: Vertebra meshes of the body-axis curve, bottom to top.
@@ -99,7 +138,8 @@ def _wrap(a: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- keypoint method
 
 def curve_tangent_angles(uv: np.ndarray) -> np.ndarray:
-    """Tangent direction angles (deg) at each of N >= 3 points (N, 2) (u forward, v up) of an
+    """(A general tool for densely sampled curves; the keypoint method uses chords, see the module
+    docstring.) Tangent direction angles (deg) at each of N >= 3 points (N, 2) (u forward, v up) of an
     interpolating not-a-knot cubic spline parameterised by cumulative chord length."""
     seg = np.linalg.norm(np.diff(uv, axis=0), axis=1)
     if not (np.all(np.isfinite(uv)) and np.all(seg > 1e-9)):
@@ -142,58 +182,138 @@ def _pair_axis(xyz: np.ndarray, names: list[str], pairs) -> np.ndarray:
     return _unit(z)
 
 
-def keypoint_cobb_raw(xyz: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Uncorrected keypoint-curve (LLA, TKA) per frame (deg), each (T,), NaN where a point is missing.
+@dataclass
+class KeypointChords:
+    """Per-frame chord direction angles (deg, each (T,)) of the keypoint method.
 
-    Sagittal planes: kyphosis in the thorax's plane (normal: the thoracic left/right pair,
-    latissimus else clavicles); lordosis in the plane whose normal is the mean of the pelvis's
-    (hips) and the thorax's left/right axes (either alone when the other is missing), so that
-    trunk rotation over the pelvis does not shrink the projected curve."""
-    xyz = np.asarray(xyz, float)
-    if xyz.ndim == 2:
-        xyz = xyz[None]
-    names = list(names)
+    ``l1`` Spine_02 -> Spine_04 and ``s1_chord`` Hip -> Spine_01 in the lordosis plane; ``t12``
+    Spine_03 -> Spine_04 and ``t3`` Spine_04 -> Neck in the thorax's plane; ``s1_pelvis`` the
+    cranial unit vector (T, 3) of the pelvis's sagittal reference (hip-joint-centre midpoint ->
+    Hip, in the plane normal to RHip - LHip) and ``pelvis_z`` that normal (both NaN without the
+    hips); ``lordosis_axes``/``thorax_axes`` the (x, y) in-plane axes (T, 3) each."""
+
+    l1: np.ndarray
+    s1_chord: np.ndarray
+    t12: np.ndarray
+    t3: np.ndarray
+    s1_pelvis: np.ndarray
+    pelvis_z: np.ndarray
+    lordosis_axes: tuple[np.ndarray, np.ndarray]
+    thorax_axes: tuple[np.ndarray, np.ndarray]
+
+
+def _check_names(names: list[str]) -> None:
     missing = [n for n, _ in CURVE_KEYPOINTS if n not in names]
     if missing or not any(a in names and b in names for a, b in LR_PAIRS):
         raise ValueError(f"keypoint Cobb angles need {', '.join(n for n, _ in CURVE_KEYPOINTS)} and a left/right "
                          f"pair ({', '.join('/'.join(p) for p in LR_PAIRS)}); missing: {', '.join(missing) or 'pairs'}")
+
+
+def keypoint_chords(xyz: np.ndarray, names: list[str]) -> KeypointChords:
+    """The chord directions of the keypoint method for keypoints ``xyz`` (T, K, 3) or (K, 3)."""
+    xyz = np.asarray(xyz, float)
+    if xyz.ndim == 2:
+        xyz = xyz[None]
+    names = list(names)
+    _check_names(names)
     z_pelvis = _pair_axis(xyz, names, LR_PAIRS[:1])
     z_thorax = _pair_axis(xyz, names, LR_PAIRS[1:])
     z_thorax = np.where(np.isfinite(z_thorax), z_thorax, z_pelvis)
     z_lumbar = np.where(np.isfinite(z_pelvis), z_pelvis + z_thorax, z_thorax)
-    up = xyz[:, names.index("Neck")] - xyz[:, names.index("Hip")]
-    pts = xyz[:, [names.index(n) for n, _ in CURVE_KEYPOINTS]]  # (T, 7, 3)
-    out = []
-    for z, ends, sign in ((z_lumbar, LORDOSIS_ENDS, 1.0), (z_thorax, KYPHOSIS_ENDS, -1.0)):
-        x, y = plane_axes(z, up)
-        uv = np.stack([np.sum(pts * x[:, None], -1), np.sum(pts * y[:, None], -1)], -1)
-        ang = np.full(len(xyz), np.nan)
-        for t in range(len(xyz)):
-            th = curve_tangent_angles(uv[t])
-            ang[t] = sign * (th[ends[1]] - th[ends[0]])
-        out.append(_wrap(ang))
-    return out[0], out[1]
+    p = {n: xyz[:, names.index(n)] for n, _ in CURVE_KEYPOINTS}
+    up = p["Neck"] - p["Hip"]
+    lx, ly = plane_axes(z_lumbar, up)
+    tx, ty = plane_axes(z_thorax, up)
+    s1p = np.full_like(up, np.nan)
+    if "LHip" in names and "RHip" in names:
+        v = p["Hip"] - 0.5 * (xyz[:, names.index("LHip")] + xyz[:, names.index("RHip")])
+        s1p = _unit(v - np.sum(v * z_pelvis, -1, keepdims=True) * z_pelvis)
+    def chord(level: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        a, b = END_CHORDS[level]
+        return direction_angle_deg(p[b] - p[a], x, y)
+
+    return KeypointChords(
+        l1=chord("L1", lx, ly), s1_chord=chord("S1", lx, ly), t12=chord("T12", tx, ty), t3=chord("T3", tx, ty),
+        s1_pelvis=s1p, pelvis_z=z_pelvis, lordosis_axes=(lx, ly), thorax_axes=(tx, ty))
+
+
+def keypoint_cobb_raw(xyz: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Uncorrected keypoint (LLA, TKA) per frame (deg), each (T,), NaN where a point is missing:
+    the turn of the keypoint chords, ``LLA = theta(Spine_02 -> Spine_04) - theta(Hip -> Spine_01)``
+    in the lordosis plane and ``TKA = theta(Spine_03 -> Spine_04) - theta(Spine_04 -> Neck)`` in
+    the thorax's plane (module docstring). On a circular arc each chord is parallel to the tangent
+    at the arc's midpoint between its two points, so these are the tangent changes between those
+    midpoints."""
+    c = keypoint_chords(xyz, names)
+    return _wrap(c.l1 - c.s1_chord), _wrap(c.t12 - c.t3)
+
+
+@dataclass(frozen=True)
+class LevelOffsets:
+    """Constant angles (deg) from each keypoint chord to the end vertebra's geometric direction
+    (``geometric - chord``), measured on a model's default pose (:func:`level_offsets`).
+
+    ``s1_pelvis``: S1 normal minus the pelvis reference (hip-joint-centre midpoint -> Hip) in the
+    pelvis's sagittal plane; ``s1_chord``: S1 normal minus Hip -> Spine_01 (used where the hips
+    are missing); ``l1``: L1 axis minus Spine_02 -> Spine_04; ``t12``: T12 axis minus
+    Spine_03 -> Spine_04; ``t3``: T3 axis minus Spine_04 -> Neck. ``model``: the model they were
+    measured on (None: the generic model)."""
+
+    s1_pelvis: float
+    s1_chord: float
+    l1: float
+    t12: float
+    t3: float
+    model: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass
 class CobbAngles:
     """Per-frame Cobb angles (deg), each (T,); ``method`` 'geometric' or 'keypoints'; ``raw_*``
-    the keypoint angles before the landmark correction (None for the geometric method)."""
+    the keypoint angles before the landmark correction (None for the geometric method);
+    ``offsets`` the per-level constants the keypoint angles were corrected with."""
 
     lla: np.ndarray
     tka: np.ndarray
     method: str
     raw_lla: np.ndarray | None = None
     raw_tka: np.ndarray | None = None
+    offsets: LevelOffsets | None = None
 
 
-def keypoint_cobb(xyz: np.ndarray, names: list[str], landmark_correction: bool = True) -> CobbAngles:
+def _rotate_in_plane(v: np.ndarray, z: np.ndarray, deg: float) -> np.ndarray:
+    """``v`` (T, 3), perpendicular to the unit normals ``z`` (T, 3), turned by ``deg`` about z
+    (positive: the direction angle of :func:`direction_angle_deg` grows)."""
+    a = np.radians(deg)
+    return v * np.cos(a) + np.cross(z, v) * np.sin(a)
+
+
+def keypoint_cobb(xyz: np.ndarray, names: list[str], landmark_correction: bool = True,
+                  model=None, offsets: LevelOffsets | None = None) -> CobbAngles:
     """Keypoint-method LLA/TKA per frame from keypoints ``xyz`` (T, K, 3) named ``names`` (any
-    frame, metres; e.g. SpineTrack-37 in OpenSim's ground frame). ``landmark_correction``
-    subtracts :func:`landmark_offsets` (see the module docstring)."""
-    lla, tka = keypoint_cobb_raw(xyz, list(names))
-    off = landmark_offsets() if landmark_correction else (0.0, 0.0)
-    return CobbAngles(lla - off[0], tka - off[1], "keypoints", lla, tka)
+    frame, metres; e.g. SpineTrack-37 in OpenSim's ground frame).
+
+    ``landmark_correction`` turns each keypoint chord into its end vertebra's direction with the
+    per-level constants of :func:`level_offsets` (module docstring); they are measured on
+    ``model`` (an ``.osim`` path: the subject's scaled/registered model whose forward kinematics
+    gave the keypoints) or, by default, on the generic model; ``offsets`` gives them directly.
+    Without the correction the raw chord angles of :func:`keypoint_cobb_raw` are returned."""
+    c = keypoint_chords(xyz, list(names))
+    raw_lla, raw_tka = _wrap(c.l1 - c.s1_chord), _wrap(c.t12 - c.t3)
+    if not landmark_correction:
+        return CobbAngles(raw_lla, raw_tka, "keypoints", raw_lla, raw_tka)
+    o = offsets or level_offsets(model)
+    # S1: the pelvis is rigid, so its sagittal reference turned by the constant gives the sacral
+    # plate's normal in the pelvis's own plane; then projected like the geometric method's
+    s1 = _rotate_in_plane(c.s1_pelvis, c.pelvis_z, o.s1_pelvis)
+    th_s1 = direction_angle_deg(s1, *c.lordosis_axes)
+    th_s1 = np.where(np.isfinite(th_s1), th_s1, c.s1_chord + o.s1_chord)
+    lla = _wrap(c.l1 + o.l1 - th_s1)
+    tka = _wrap((c.t12 + o.t12) - (c.t3 + o.t3))
+    return CobbAngles(lla, tka, "keypoints", raw_lla, raw_tka, o)
 
 
 # ---------------------------------------------------------------------------- geometric method
@@ -329,16 +449,53 @@ def geometric_cobb(kin, coordinates) -> CobbAngles:
     return geometric_cobb_from_segments(r1, rt)
 
 
+def _model_key(model) -> tuple[str, float] | None:
+    if model is None:
+        return None
+    path = Path(model).resolve()
+    return str(path), path.stat().st_mtime
+
+
+def level_offsets(model=None) -> LevelOffsets:
+    """Per-level constants of the keypoint method (:class:`LevelOffsets`), measured on the default
+    pose (every coordinate zero) of ``model`` (an ``.osim`` path; None: the generic model): the
+    geometric end directions (:func:`endplate_geometry`, fixed in the bodies, so the same for a
+    scaled model) against the chords of that model's own keypoints. Cached per file."""
+    return _level_offsets(_model_key(model))
+
+
 @cache
-def landmark_offsets() -> tuple[float, float]:
-    """(LLA, TKA) raw keypoint-method angle minus geometric angle on the generic model's default
-    pose (deg): the constant difference between the posterior-landmark curve and the vertebral-body
-    axis (module docstring)."""
+def _level_offsets(key: tuple[str, float] | None) -> LevelOffsets:
     from simspine.biomech.fk import Kinematics
     from simspine.skeletons import spinetrack37
 
-    kin = Kinematics()
+    kin = Kinematics(None if key is None else key[0])
     kin.set_defaults()
-    lla, tka = keypoint_cobb_raw(kin.keypoints()[None], list(spinetrack37().names))
-    g_lla, g_tka = endplate_geometry().neutral_deg()
-    return float(lla[0] - g_lla), float(tka[0] - g_tka)
+    c = keypoint_chords(kin.keypoints()[None], list(spinetrack37().names))
+    g = endplate_geometry()
+    n = {k: kin.body_rotation(b) @ getattr(g, k)
+         for k, b in (("s1", "pelvis"), ("l1", "lumbar1"), ("t12", "torso"), ("t3", "torso"))}
+
+    def th(v, axes):
+        return float(direction_angle_deg(v[None], *axes)[0])
+
+    lax = (c.lordosis_axes[0][:1], c.lordosis_axes[1][:1])
+    tax = (c.thorax_axes[0][:1], c.thorax_axes[1][:1])
+    z = c.pelvis_z[0]
+    px, py = np.cross(c.s1_pelvis[0], z), c.s1_pelvis[0]  # the pelvis plane with y along its reference
+    s1p = float(direction_angle_deg(n["s1"] - (n["s1"] @ z) * z, px, py)) if np.isfinite(z).all() else np.nan
+    return LevelOffsets(
+        s1_pelvis=s1p,
+        s1_chord=th(n["s1"], lax) - float(c.s1_chord[0]),
+        l1=th(n["l1"], lax) - float(c.l1[0]),
+        t12=th(n["t12"], tax) - float(c.t12[0]),
+        t3=th(n["t3"], tax) - float(c.t3[0]),
+        model=None if key is None else key[0])
+
+
+def landmark_offsets(model=None) -> tuple[float, float]:
+    """(LLA, TKA) raw keypoint angle (:func:`keypoint_cobb_raw`) minus geometric angle on the
+    default pose of ``model`` (None: the generic model), deg: how far the uncorrected chord
+    angles of the posterior landmarks are from the vertebral-body geometry."""
+    o = level_offsets(model)
+    return -(o.l1 - o.s1_chord), -(o.t12 - o.t3)

@@ -75,9 +75,11 @@ def _generic_kinematics():
     return Kinematics()
 
 
-def _keypoint_angles(xyz: np.ndarray, names: list[str]) -> CobbAngles | None:
+def _keypoint_angles(xyz: np.ndarray, names: list[str], model: Path | None = None) -> CobbAngles | None:
+    """Keypoint-method angles; the per-level landmark constants are measured on ``model`` (the
+    subject's model whose forward kinematics gave the keypoints) when given, else on the generic one."""
     try:
-        return keypoint_cobb(xyz, names)
+        return keypoint_cobb(xyz, names, model=model)
     except ValueError:
         return None
 
@@ -120,6 +122,15 @@ def read_rotations_csv(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, n
     return data[:, col["time"]], angles, seg, bodies
 
 
+def _subject_model(folder: Path) -> Path | None:
+    """The model an ``ik``/``annotate`` run wrote its keypoints with: ``model_registered.osim``
+    (marker placements registered to the subject) else ``model_scaled.osim``; None if neither."""
+    for name in ("model_registered.osim", "model_scaled.osim"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def _from_rotations_and_trc(rot_csv: Path | None, trc: Path | None, name: str, stride: int) -> SequenceData:
     from simspine.io.trc import read_trc
 
@@ -132,7 +143,7 @@ def _from_rotations_and_trc(rot_csv: Path | None, trc: Path | None, name: str, s
         geo = geometric_cobb_from_euler(seg, bodies)
     if trc is not None:
         traj = read_trc(trc)
-        kp = _keypoint_angles(traj.xyz[::stride], list(traj.names))
+        kp = _keypoint_angles(traj.xyz[::stride], list(traj.names), _subject_model(trc.parent))
         if time is None:
             time = np.asarray(traj.time)[::stride]
     src = ", ".join(str(p) for p in (rot_csv, trc) if p is not None)
