@@ -141,17 +141,22 @@ def test_rotations_csv_columns_hold_their_segment(tmp_path):
 
 # ---- 4. marker RMS written in mm under a metre header -------------------------------------------
 def test_ik_errors_csv_is_in_metres(tmp_path):
-    """ik_errors.csv's ``rms_m``/``max_m`` columns (read with pandas) hold metres."""
+    """ik_errors.csv's ``rms_m``/``max_m`` (and per-marker ``<marker>_m``) columns, read with
+    pandas, hold metres."""
     from simspine.biomech.pipeline import _write_errors
 
     res = SimpleNamespace(time=np.array([0.0, 0.02]), rms=np.array([0.0123, 0.0045]),
-                          max=np.array([0.031, 0.009]), n_markers=np.array([20, 19]))
+                          max=np.array([0.031, 0.009]), n_markers=np.array([20, 19]),
+                          marker_names=["A", "B"], marker_errors=np.array([[0.031, 0.002], [0.009, np.nan]]),
+                          robust_weights=None, backend="jacobian", meta={})
     path = _write_errors(res, tmp_path / "ik_errors.csv")
     df = pd.read_csv(path, comment="#")
-    assert list(df.columns) == ["time", "rms_m", "max_m", "n_markers"]
+    assert {"rms_m", "max_m", "n_markers"} <= set(df.columns)
     np.testing.assert_allclose(df["rms_m"], [0.0123, 0.0045])
     np.testing.assert_allclose(df["max_m"], [0.031, 0.009])
     assert list(df["n_markers"]) == [20, 19]
+    if "A_m" in df.columns:
+        np.testing.assert_allclose(df["A_m"], [0.031, 0.009])
     assert "metres" in path.read_text().splitlines()[0]
 
 
