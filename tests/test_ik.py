@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simspine.biomech.fk import CoordinateTable, Kinematics, run_fk
-from simspine.biomech.ik import IKJob, JacobianIK, OpenSimSolverIK, solve_trials, write_ik_mot
+from simspine.biomech.ik import IKJob, JacobianIK, OpenSimSolverIK, read_ik_errors, solve_trials, write_ik_mot
 from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
 from simspine.biomech.pipeline import run_ik_pipeline
@@ -178,6 +178,33 @@ def test_solve_trials_resumes_finished_trials(model_path, tmp_path, monkeypatch)
     # overwrite=True solves even a finished trial.
     solve_trials([jobs[1]], progress=False, overwrite=True)
     assert len(calls) == 4
+    # Same times and coordinates but another marker value, another option, or another model
+    # content: solved again (the .mot header holds the fingerprint of what made it).
+    solve_trials([jobs[1]], progress=False)
+    assert len(calls) == 4
+    moved = traj.select(traj.names)
+    moved.xyz[2, 5, 1] += 1e-4
+    solve_trials([IKJob(str(model_path), moved, out_mot=str(mots[1]))], progress=False)
+    assert len(calls) == 5
+    solve_trials([IKJob(str(model_path), moved, out_mot=str(mots[1]))], progress=False)
+    assert len(calls) == 5
+    solve_trials([IKJob(str(model_path), moved, accuracy=1e-5, out_mot=str(mots[1]))], progress=False)
+    assert len(calls) == 6
+    solve_trials([IKJob(str(model_path), moved, accuracy=1e-5, weights={"Nose": 0.2}, out_mot=str(mots[1]))],
+                 progress=False)
+    assert len(calls) == 7
+    copy = tmp_path / "model_copy.osim"
+    copy.write_text(model_path.read_text())
+    job = IKJob(str(copy), moved, accuracy=1e-5, weights={"Nose": 0.2}, out_mot=str(mots[1]))
+    solve_trials([job], progress=False)  # the same content at another path: the same model
+    assert len(calls) == 7
+    copy.write_text(model_path.read_text().replace("</OpenSimDocument>", "<!-- edited --></OpenSimDocument>"))
+    solve_trials([job], progress=False)
+    assert len(calls) == 8
+    # A .mot without a fingerprint (an older simspine's, or written by hand) is solved again.
+    write_ik_mot(first[0], mots[0])
+    solve_trials([jobs[0]], progress=False)
+    assert len(calls) == 9
 
 
 def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):
@@ -200,12 +227,28 @@ def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):
     assert np.allclose(npz["segment_euler_deg"], rots.segment_euler_deg, atol=0.5)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frame"].startswith("opensim-ground") and summary["ik"]["marker_rms_mean_m"] < 2e-3
+    assert summary["ik"]["reused"] is False and summary["ik"]["robust_loss"] == "log"
+    assert set(summary["ik"]["downweighted_share"]) == set(res.ik.marker_names)
+    # ik_errors.csv: every marker's error per frame, in metres, units in the column names.
+    head = [ln for ln in (out / "ik_errors.csv").read_text().splitlines() if not ln.startswith("#")][0].split(",")
+    assert head[:5] == ["time_s", "rms_m", "max_m", "n_markers", "downweighted"]
+    assert head[5:] == [f"{m}_m" for m in res.ik.marker_names]
+    back = read_ik_errors(out / "ik_errors.csv")
+    assert np.allclose(back["marker_errors"], res.ik.marker_errors, rtol=1e-5, atol=1e-12, equal_nan=True)
+    assert np.allclose(back["rms"], res.ik.rms, rtol=1e-5) and back["backend"] == res.ik.backend
     assert res.scaling["mass_kg"] == 65.0
     # Second run on the same input reuses the scaled model and the motion.
     mtime = (out / "model_scaled.osim").stat().st_mtime_ns
     res2 = run_ik_pipeline(trc, out, height=1.7, mass=65.0, progress=False)
     assert (out / "model_scaled.osim").stat().st_mtime_ns == mtime and res2.ik is None
     assert np.allclose(res2.keypoints.xyz, res.keypoints.xyz, atol=1e-8)
+    # ...and its summary keeps the IK figures, computed back from ik_errors.csv.
+    summary2 = json.loads((out / "summary.json").read_text())["ik"]
+    assert summary2["reused"] is True and summary2["frames_per_s"] is None
+    for k in ("marker_rms_mean_m", "marker_rms_max_m", "marker_error_max_m", "markers_used_mean"):
+        assert np.isclose(summary2[k], summary["ik"][k], rtol=1e-4), k
+    assert summary2["downweighted_share"] == summary["ik"]["downweighted_share"]
+    assert summary2["marker_rms_per_marker_m"].keys() == summary["ik"]["marker_rms_per_marker_m"].keys()
 
 
 def test_cli_reports_bad_input(tmp_path):

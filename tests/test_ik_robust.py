@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 from simspine.biomech.fk import CoordinateTable, Kinematics, run_fk
-from simspine.biomech.ik import JacobianIK, huber_rho, huber_weight, log_rho, log_weight, robust_threshold
+from simspine.biomech.ik import (
+    JacobianIK,
+    error_figures,
+    huber_rho,
+    huber_weight,
+    log_rho,
+    log_weight,
+    read_ik_errors,
+    robust_threshold,
+    write_ik_errors,
+)
 from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
 from simspine.errors import InputError
@@ -112,7 +122,7 @@ def test_arm_beyond_shoulder_range_least_squares_and_huber(model_path, kin):
     assert flex[0] > 1.5 and flex[1] < 0.8 * flex[0] and flex[2] < 0.3
 
 
-def test_mislabelled_trunk_marker(model_path, kin):
+def test_mislabelled_trunk_marker(model_path, kin, tmp_path):
     """Spine_03 15 cm off for 50 frames (1 s at 50 Hz) of 100: L5_S1 flexion RMSE, measured:
     least squares 1.24 deg, robust 0.03 (Huber 0.11), robust with the temporal smoothness term
     0.04. Spine_03 is reported down-weighted in half of the frames, no other marker."""
@@ -132,6 +142,15 @@ def test_mislabelled_trunk_marker(model_path, kin):
         assert max(v for m, v in share.items() if m != "Spine_03") < 0.05
         # The displaced marker's error is reported as it is (15 cm), not hidden.
         assert np.all(r.marker_errors[30:70, r.marker_names.index("Spine_03")] > 0.12)
+    # ik_errors.csv names the down-weighted markers per frame; the figures read back agree.
+    back = read_ik_errors(write_ik_errors(rob, tmp_path / "ik_errors.csv"))
+    j = back["marker_names"].index("Spine_03")
+    assert back["downweighted"][30:70, j].all() and not back["downweighted"][:20].any()
+    assert back["robust_loss"] == "log"
+    fig = error_figures(back["marker_names"], back["marker_errors"], back["rms"], back["max"],
+                        back["n_markers"], back["downweighted"])
+    assert abs(fig["downweighted_share"]["Spine_03"] - 0.5) < 0.03
+    assert fig["marker_rms_per_marker_m"]["Spine_03"] > 0.1
 
 
 def test_wrists_swapped(model_path, kin):

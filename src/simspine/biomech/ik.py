@@ -44,6 +44,9 @@ backend can implement the same protocol.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import time as _time
 from collections.abc import Sequence
@@ -123,14 +126,107 @@ class IKResult:
         return out
 
 
-def write_ik_mot(result: IKResult, path: str | os.PathLike) -> Path:
-    """Write the coordinates as an OpenSim ``.mot`` (degrees for rotations), atomically."""
+def write_ik_mot(result: IKResult, path: str | os.PathLike, fingerprint: str | None = None) -> Path:
+    """Write the coordinates as an OpenSim ``.mot`` (degrees for rotations), atomically.
+    ``fingerprint`` (:func:`job_fingerprint`) goes into the header as ``simspine_input=``."""
     from simspine.io.mot import write_mot
 
+    meta = {"simspine_input": fingerprint} if fingerprint else None
     return write_mot(path, result.time, result.coordinate_names, result.values_for_mot(), in_degrees=True,
-                     name="simspine_ik", frame="opensim-ground (Y up)",
+                     name="simspine_ik", frame="opensim-ground (Y up)", meta=meta,
                      comment=f"simspine inverse kinematics ({result.backend})\n"
                              "rotations in degrees, translations in metres")
+
+
+def write_ik_errors(result: IKResult, path: str | os.PathLike) -> Path:
+    """Per-frame marker errors as CSV, atomically: ``time_s``, ``rms_m``, ``max_m``,
+    ``n_markers``, ``downweighted`` (the markers the robust loss down-weighted in that frame,
+    ``;``-separated) and one column ``<marker>_m`` per marker (distance model marker - data
+    marker, metres; empty where the marker was missing or not used). Comment lines (``#``) give
+    the units, the frame and ``key=value`` entries (backend, robust loss) for
+    :func:`read_ik_errors`."""
+    from simspine.fileio import write_text_atomic
+
+    buf = io.StringIO()
+    robust = result.meta.get("robust") or {}
+    buf.write("# simspine IK marker errors per frame: time in seconds, errors in metres (distance between "
+              "model and data marker); frame opensim-ground (Y up)\n")
+    buf.write(f"# backend={result.backend}\n")
+    if robust:
+        buf.write(f"# robust_loss={robust.get('loss')}; k={robust.get('k')}; min_delta_m={robust.get('min_delta_m')}\n")
+    buf.write(",".join(["time_s", "rms_m", "max_m", "n_markers", "downweighted"]
+                       + [f"{m}_m" for m in result.marker_names]) + "\n")
+    rw = result.robust_weights
+    for t in range(len(result.time)):
+        down = ";".join(m for j, m in enumerate(result.marker_names) if rw is not None and rw[t, j] < 1.0)
+        errs = ["" if not np.isfinite(v) else f"{v:.6g}" for v in result.marker_errors[t]]
+        buf.write(",".join([f"{result.time[t]:.6f}", f"{result.rms[t]:.6g}", f"{result.max[t]:.6g}",
+                            str(int(result.n_markers[t])), down] + errs) + "\n")
+    return write_text_atomic(path, buf.getvalue())
+
+
+def read_ik_errors(path: str | os.PathLike) -> dict:
+    """Read :func:`write_ik_errors`'s CSV back: ``time``, ``rms``, ``max``, ``n_markers`` (T,),
+    ``marker_names``, ``marker_errors`` (T, M) metres (NaN where not used), ``downweighted``
+    (T, M) bool, and the comment entries (``backend``, ``robust_loss``, ...). Files written
+    before per-marker columns existed (``time,rms_m,max_m,n_markers``) read with M = 0."""
+    lines = Path(path).read_text().splitlines()
+    meta: dict = {}
+    rows = []
+    for ln in lines:
+        if ln.startswith("#"):
+            for part in ln[1:].split(";"):
+                if "=" in part and ":" not in part.split("=")[0]:
+                    k, v = part.split("=", 1)
+                    meta[k.strip()] = v.strip()
+        elif ln.strip():
+            rows.append(ln.split(","))
+    if not rows:
+        raise InputError(path, "no header row in the IK errors file")
+    head, body = rows[0], rows[1:]
+    col = {h: i for i, h in enumerate(head)}
+    tcol = col.get("time_s", col.get("time"))
+    if tcol is None or "rms_m" not in col:
+        raise InputError(path, "not an IK errors file (no time_s/rms_m columns)")
+    markers = [h for h in head[col["downweighted"] + 1:]] if "downweighted" in col else []
+
+    def num(v):
+        return float(v) if v.strip() else np.nan
+
+    T = len(body)
+    out = dict(meta)
+    out["time"] = np.array([num(r[tcol]) for r in body])
+    out["rms"] = np.array([num(r[col["rms_m"]]) for r in body])
+    out["max"] = np.array([num(r[col["max_m"]]) for r in body]) if "max_m" in col else np.full(T, np.nan)
+    out["n_markers"] = np.array([int(num(r[col["n_markers"]])) for r in body]) if "n_markers" in col else np.zeros(T, int)
+    out["marker_names"] = [m[:-2] if m.endswith("_m") else m for m in markers]
+    first = col["downweighted"] + 1 if markers else len(head)
+    out["marker_errors"] = np.array([[num(v) for v in r[first:first + len(markers)]] for r in body]).reshape(T, len(markers))
+    down = [set(r[col["downweighted"]].split(";")) if markers else set() for r in body]
+    out["downweighted"] = np.array([[m in d for m in out["marker_names"]] for d in down], dtype=bool).reshape(T, len(markers))
+    return out
+
+
+def error_figures(marker_names, marker_errors, rms, mx, n_markers, downweighted=None) -> dict:
+    """Summary figures of IK marker errors (what ``summary.json``'s ``ik`` entry holds), from an
+    :class:`IKResult`'s arrays or :func:`read_ik_errors`'s: mean/max RMS, largest error, markers
+    used, RMS per marker (m) and, with ``downweighted`` (T, M) bool, the share of the frames in
+    which each marker was used that the robust loss down-weighted it."""
+    err = np.asarray(marker_errors, float)
+    with np.errstate(invalid="ignore"):
+        per = {m: float(np.sqrt(np.nanmean(err[:, j] ** 2))) if np.isfinite(err[:, j]).any() else None
+               for j, m in enumerate(marker_names)}
+    out = {"marker_rms_mean_m": float(np.nanmean(rms)) if np.isfinite(rms).any() else None,
+           "marker_rms_max_m": float(np.nanmax(rms)) if np.isfinite(rms).any() else None,
+           "marker_error_max_m": float(np.nanmax(mx)) if np.isfinite(mx).any() else None,
+           "markers_used_mean": float(np.mean(n_markers)),
+           "marker_rms_per_marker_m": per}
+    if downweighted is not None:
+        used = np.isfinite(err)
+        n = np.maximum(used.sum(axis=0), 1)
+        out["downweighted_share"] = {m: round(float(s), 4) for m, s in zip(
+            marker_names, (np.asarray(downweighted) & used).sum(axis=0) / n, strict=True)}
+    return out
 
 
 class IKBackend(Protocol):
@@ -828,12 +924,38 @@ class IKJob:
     out_mot: str | None = None
 
 
+def job_fingerprint(job: IKJob, _model_digests: dict | None = None) -> str:
+    """SHA-256 (hex) of what a job's result is made from: the marker data (times, names,
+    positions, confidences, frame), the model file's content and the options (backend, accuracy,
+    weights, coordinate tasks, and the defaults they run with: coordinate-task scale, robust
+    loss). Stored in the ``.mot`` header (``simspine_input=``) by :func:`run_job`."""
+    digests = {} if _model_digests is None else _model_digests
+    key = str(job.model_path)
+    if key not in digests:
+        try:
+            digests[key] = hashlib.sha256(Path(job.model_path).read_bytes()).hexdigest()
+        except OSError as e:
+            raise InputError(job.model_path, f"cannot read the model: {e.strerror or e}") from None
+    m = job.markers
+    h = hashlib.sha256()
+    h.update(json.dumps({"names": list(m.names), "frame": m.frame, "shape": list(m.xyz.shape)}).encode())
+    for a in (m.time, m.xyz, m.conf):
+        h.update(np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes())
+    h.update(digests[key].encode())
+    opts = {"backend": job.backend, "accuracy": job.accuracy, "weights": job.weights,
+            "coordinate_tasks": job.coordinate_tasks, "coordinate_task_scale": COORDINATE_TASK_SCALE,
+            "robust": [ROBUST_LOSS, ROBUST_K, ROBUST_MIN_DELTA] if job.backend == "jacobian" else None}
+    h.update(json.dumps(opts, sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
 def run_job(job: IKJob) -> IKResult:
-    """Solve one :class:`IKJob` (and write its ``.mot`` when ``out_mot`` is set)."""
+    """Solve one :class:`IKJob` (and write its ``.mot`` when ``out_mot`` is set, with the job's
+    :func:`job_fingerprint` in the header)."""
     res = make_backend(job.backend, job.accuracy).solve(job.model_path, job.markers, job.weights,
                                                          job.coordinate_tasks)
     if job.out_mot:
-        write_ik_mot(res, job.out_mot)
+        write_ik_mot(res, job.out_mot, fingerprint=job_fingerprint(job))
     return res
 
 
@@ -841,8 +963,10 @@ def finished_result(job: IKJob, _info_cache: dict | None = None) -> IKResult | N
     """The result a previous run left in ``job.out_mot``, or None when it must be solved.
 
     The ``.mot`` is written atomically, so a file that exists is whole; it counts as this job's
-    output when it is a simspine IK table with the model's coordinates and the trial's times
-    (a stale file from other markers or another model is solved again). The returned result
+    output when it is a simspine IK table whose header holds this job's :func:`job_fingerprint`
+    (the same marker values, model file content and options), with the model's coordinates and
+    the trial's times; anything else (other markers or marker values, another model, other
+    options, a file without a fingerprint) is solved again. The returned result
     holds the coordinates only: no marker errors (``marker_names`` empty, ``rms``/``max`` NaN),
     ``meta["resumed_from"]`` names the file.
     """
@@ -859,6 +983,12 @@ def finished_result(job: IKJob, _info_cache: dict | None = None) -> IKResult | N
             or not np.allclose(table.time, time, rtol=0.0, atol=1e-9 + 1e-11 * np.abs(time).max(initial=0.0)):
         return None
     cache = {} if _info_cache is None else _info_cache
+    try:
+        fingerprint = job_fingerprint(job, cache.setdefault("_model_digests", {}))
+    except InputError:
+        return None
+    if table.meta.get("simspine_input") != fingerprint:
+        return None
     if job.model_path not in cache:
         cache[job.model_path] = coordinate_info(load_model(job.model_path))
     info = cache[job.model_path]

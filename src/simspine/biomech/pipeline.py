@@ -14,7 +14,8 @@ are):
   (``symmetrised``), pair lengths and their spread, frames trimmed, height, mass, warnings;
 * ``ik.mot`` -- coordinates per frame (rotations in degrees, translations in metres); its header
   lists the coordinates the markers do not determine;
-* ``ik_errors.csv`` -- per frame: time, marker RMS and max error (m), markers used;
+* ``ik_errors.csv`` -- per frame: time (s), marker RMS and max error (m), markers used, the
+  markers the robust loss down-weighted, and the error of every marker (``<marker>_m``, m);
 * ``keypoints37.trc`` -- the 37 SpineTrack-37 keypoints from FK (OpenSim ground, Y up, m);
 * ``rotations.csv`` / ``rotations.npz`` -- intervertebral coordinates (deg) and vertebral-body
   orientations relative to the pelvis (intrinsic Z-X-Y: flexion/extension, lateral bending,
@@ -58,7 +59,15 @@ from simspine.biomech.fk import (
     coordinates_from_mot,
     run_fk,
 )
-from simspine.biomech.ik import IKResult, default_coordinate_tasks, make_backend, smoothness_for_rate
+from simspine.biomech.ik import (
+    IKResult,
+    default_coordinate_tasks,
+    error_figures,
+    make_backend,
+    read_ik_errors,
+    smoothness_for_rate,
+    write_ik_errors,
+)
 from simspine.biomech.marker_sets import prepare_ik_inputs
 from simspine.biomech.model import coordinate_info, load_model
 from simspine.biomech.scaling import ScalingReport, given_scaling, present_markers, scale_subject
@@ -209,12 +218,25 @@ def _write_mot(res: IKResult, path: Path, undetermined: list[str]) -> Path:
 
 
 def _write_errors(res: IKResult, path: Path) -> Path:
-    buf = io.StringIO()
-    buf.write("# per-frame IK marker errors (metres); frame opensim-ground (Y up)\n")
-    buf.write("time,rms_m,max_m,n_markers\n")
-    for t, r, m, n in zip(res.time, res.rms, res.max, res.n_markers, strict=True):
-        buf.write(f"{t:.6f},{r:.6g},{m:.6g},{int(n)}\n")
-    return write_text_atomic(path, buf.getvalue())
+    return write_ik_errors(res, path)
+
+
+def _ik_summary(res: IKResult | None, errors_csv: Path) -> dict | None:
+    """summary.json's ``ik`` entry: from the result, or read back from ``ik_errors.csv`` when the
+    IK stage was reused (``reused``: true; frames/s not known then)."""
+    if res is not None:
+        fig = error_figures(res.marker_names, res.marker_errors, res.rms, res.max, res.n_markers,
+                            None if res.robust_weights is None else res.robust_weights < 1.0)
+        return {"backend": res.backend, "frames_per_s": res.fps, "reused": False,
+                "robust_loss": (res.meta.get("robust") or {}).get("loss"), **fig}
+    try:
+        e = read_ik_errors(errors_csv)
+    except (OSError, InputError):
+        return None
+    fig = error_figures(e["marker_names"], e["marker_errors"], e["rms"], e["max"], e["n_markers"],
+                        e["downweighted"] if e.get("robust_loss") else None)
+    return {"backend": e.get("backend"), "frames_per_s": None, "reused": True,
+            "robust_loss": e.get("robust_loss"), **fig}
 
 
 def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: float = 70.0, *,
@@ -413,12 +435,9 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         "plausibility": [w.to_dict() for w in plaus],
         "warnings": list(scaling.get("warnings", [])) + [w.message for w in plaus],
     }
-    if res is not None:
-        summary["ik"] = {"backend": res.backend, "frames_per_s": res.fps,
-                         "marker_rms_mean_m": float(np.nanmean(res.rms)),
-                         "marker_rms_max_m": float(np.nanmax(res.rms)),
-                         "marker_error_max_m": float(np.nanmax(res.max)),
-                         "markers_used_mean": float(np.mean(res.n_markers))}
+    ik_summary = _ik_summary(res, out_dir / "ik_errors.csv")
+    if ik_summary is not None:
+        summary["ik"] = ik_summary
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1))
     _say(progress, f"  done in {timings['total']:.1f} s; summary: {out_dir / 'summary.json'}")
     return IKPipelineResult(kp, coords, rots, res, scaling, timings, out_dir, files, summary["warnings"])
