@@ -272,7 +272,7 @@ NOISY_RELATIVE_DECREASE = 1e-3
 #: iteration, never below ROBUST_MIN_DELTA. Losses (ROBUST_LOSSES): "log" (default, rho =
 #: delta^2 (1 + 2 ln(e / delta)) beyond delta: the pull falls as 1/e) and "huber" (2 delta e -
 #: delta^2: the pull stays at its value at delta). Measured (tests/test_ik_robust.py, exact markers
-#: of a 60-frame trial with the right arm flexed to 150 deg, range +-90): L5_S1 flexion RMSE 3.0
+#: of a 60-frame trial with the right arm flexed to 150 deg, range +-90): L5_S1 flexion RMSE 2.3
 #: deg with least squares, 1.37 with Huber, 0.12 with "log" (Huber phase first, see solve_frame); Spine_03 15 cm off for 50 of 100
 #: frames: 1.24, 0.11, 0.03 deg.
 #: k = 4: on noise alone (10 mm per axis, 200 frames) k = 3 down-weighted the low-weight face,
