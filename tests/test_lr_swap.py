@@ -130,3 +130,55 @@ def test_options_and_command_line():
     assert o.swap_fix and o.consistency
     o = triangulation_options(p.parse_args(["--no-swap-fix", "--no-consistency"]))
     assert not o.swap_fix and not o.consistency
+
+
+def test_swap_groups_from_names():
+    from simspine.multiview.lr_swap import swap_groups
+
+    g = swap_groups(SK.names)
+    named = {k: sorted(SK.names[i] for i in v) for k, v in g.items()}
+    assert named["face"] == ["LEar", "LEye", "REar", "REye"]
+    assert {"LShoulder", "RElbow", "LWrist", "RClavicle", "LLatissimus"} <= set(named["arms"])
+    assert {"LHip", "RKnee", "LAnkle", "RBigToe", "LSmallToe", "RHeel"} <= set(named["legs"])
+    assert not set(named["arms"]) & set(named["legs"])
+    lr = {SK.names[k] for k in range(len(SK)) if SWAP[k] != k}
+    assert set().union(*named.values()) == lr  # every SpineTrack-37 pair is in a group
+    for v in g.values():
+        assert set(SWAP[v]) == set(v)  # closed under the left/right swap
+    g2 = swap_groups(["left_shoulder", "right_shoulder", "hip_l", "hip_r", "nose"])
+    assert g2["arms"].tolist() == [0, 1] and g2["legs"].tolist() == [2, 3] and "face" not in g2
+
+
+def test_arms_only_swap_run():
+    """Only the arms of one view mirrored over 30 frames (the legs as detected), as a real detector
+    does: the arms group is relabelled over >= 90% of the run, nothing else is touched, and the
+    whole-body MPJPE is that of the session without the swap (within 1.1x). Deciding whole views
+    cannot fix it."""
+    from simspine.multiview.lr_swap import fix_lr_swaps_by_group, swap_groups
+    from simspine.synth.session import SynthConfig, make_session
+
+    s = make_session(SynthConfig(action="pickup", seconds=2.0, seed=1))
+    d, cams, truth = s.detections, s.rig.cameras, s.world_keypoints
+    arms = swap_groups(SK.names)["arms"]
+    run = np.zeros(d.uv.shape[:3], bool)  # (C, T, K)
+    run[1, 30:60, arms] = True
+    bad_uv = np.where(run[..., None], d.uv[:, :, SWAP], d.uv)
+    bad_conf = np.where(run, d.conf[:, :, SWAP], d.conf)
+
+    _, _, by = fix_lr_swaps_by_group(cams, bad_uv, bad_conf, SWAP, names=SK.names)
+    assert set(by) == {"arms", "legs", "view"}  # the face (two pairs) follows the whole view
+    assert by["arms"][1, 30:60].mean() >= 0.9
+    assert (by["arms"] & ~run.any(-1)).sum() <= 2
+    assert not by["legs"].any() and not by["view"].any()
+
+    def mpjpe(rec):
+        return np.nanmean(np.linalg.norm(rec.result.points - truth, axis=-1)) * 1000
+
+    clean = triangulate_session(_session(cams, d.uv, d.conf))
+    fixed = triangulate_session(_session(cams, bad_uv, bad_conf))
+    assert mpjpe(fixed) <= 1.1 * mpjpe(clean)
+    rep = fixed.report["lr_swap"]["cameras"][d.cameras[1]]
+    assert rep["groups"]["arms"] >= 27 and rep["groups"]["legs"] == 0
+    # whole views only: mirroring the view would break its legs, so the arms stay swapped
+    _, _, view = fix_lr_swaps_by_group(cams, bad_uv, bad_conf, SWAP, groups={})
+    assert view["view"][1, 30:60].mean() < 0.5

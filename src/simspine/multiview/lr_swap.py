@@ -37,6 +37,21 @@ to guess what an undecided frame means and fix a window length.
 
 With two cameras nothing can be decided (mirroring either view fits equally well), so two views
 are returned unchanged.
+
+**Per keypoint group.** A detector does not always swap a whole view: on a real recording
+(pose2sim's Demo_SinglePerson, MediaPipe) one camera swaps the arms and the legs over different
+frames, at times only the upper body. :func:`fix_lr_swaps_by_group` therefore decodes each group
+of left/right keypoints (:func:`swap_groups`: arms -- shoulders, elbows, wrists, hands, clavicles,
+latissimi; legs -- hips, knees, ankles, feet; face -- eyes, ears, mouth) with the same evidence
+and the same Viterbi, restricted to that group's keypoints, plus ``group_deviation_cost`` per
+frame and view labelled otherwise than the whole-view decision. A group with fewer than
+``min_group_pairs`` pairs (default 3: the face's eyes and ears, whose sides lie a few cm apart
+and give little evidence), and left/right keypoints in no group, follow the whole-view decision
+(all left/right keypoints together, as above; its evidence is the sum of the groups', since
+every keypoint is triangulated on its own, so nothing is triangulated twice). On
+Demo_SinglePerson this gives the whole-view result (cam02 41-63, 67-74); there the detector's
+remaining errors are single frames flickering between labellings (65, 67 swapped, 64, 66 not; 81
+only the arms), which a lone frame's evidence cannot pay two switches for -- whole views or groups.
 """
 
 from __future__ import annotations
@@ -72,6 +87,15 @@ class SwapOptions:
             left side on the left -- and is kept below ``switch_cost`` so that it only breaks such ties.
         continuity_m: displacement per frame (m) at which the continuity cost saturates: about
             the width between left and right keypoints, well above limb motion per frame.
+        min_group_pairs: fewest left/right pairs a keypoint group (:func:`swap_groups`) needs to
+            be decided on its own by :func:`fix_lr_swaps_by_group`; smaller groups follow the
+            whole-view decision.
+        group_deviation_cost: cost per frame and view of a group labelled otherwise than the whole
+            view (:func:`fix_lr_swaps_by_group`): a group departs from the whole-view decision only
+            where its own evidence pays for it -- a run of frames in which only the arms are
+            swapped does, a group's noisy evidence in a stretch where the detector flickers
+            between labellings from frame to frame does not (there the whole body's evidence,
+            about twice a group's, decides better).
     """
 
     tau_px: float = 30.0
@@ -80,6 +104,8 @@ class SwapOptions:
     max_mirrored: int | None = None
     continuity_cost: float = 2.0
     continuity_m: float = 0.1
+    min_group_pairs: int = 3
+    group_deviation_cost: float = 2.0
 
 
 def swap_index(names) -> np.ndarray:
@@ -111,6 +137,58 @@ def swap_index(names) -> np.ndarray:
     # keep only mutual pairs, so the result is an involution (applying it twice is the identity)
     mutual = out[out] == np.arange(len(names))
     return np.where(mutual, out, np.arange(len(names)))
+
+
+#: keypoint groups decided separately (:func:`swap_groups`): words in the keypoint's name once its
+#: left/right marker is removed, lower case
+GROUP_WORDS = {
+    "arms": ("shoulder", "elbow", "wrist", "hand", "thumb", "index", "pinky", "finger", "clavicle",
+             "latissimus", "humerus", "radius", "ulna"),
+    "legs": ("hip", "knee", "ankle", "toe", "heel", "foot", "thigh", "shank", "femur", "tibia", "calc"),
+    "face": ("eye", "ear", "mouth", "cheek", "brow"),
+}
+
+
+def _side_free(name: str) -> str:
+    """``name`` lower case without its left/right marker (``LHip``, ``left_hip``, ``hip_l`` -> ``hip``)."""
+    n = str(name)
+    if n[:1] in "LR" and n[1:2].isupper():
+        n = n[1:]
+    low = n.lower()
+    for a in ("left", "right"):
+        if low.startswith(a):
+            low = low[len(a):]
+    for a in ("_l", "_r"):
+        if low.endswith(a):
+            low = low[: -len(a)]
+    return low.strip("_")
+
+
+def swap_groups(names, swap=None) -> dict[str, np.ndarray]:
+    """Left/right keypoints by body part, from their names: ``{"arms": idx, "legs": idx, "face": idx}``
+    (sorted keypoint indices, each group closed under ``swap``; empty groups left out).
+
+    ``swap`` (K,) defaults to :func:`swap_index` of ``names``. A pair is placed by the first of
+    :data:`GROUP_WORDS` found in its side-free name (``LBigToe`` -> legs; hip is tested after the
+    arm words, and no arm word contains it); pairs matching no word are in no group.
+    """
+    names = [str(n) for n in names]
+    swap = swap_index(names) if swap is None else np.asarray(swap, dtype=int)
+    out: dict[str, list[int]] = {g: [] for g in GROUP_WORDS}
+    for k, n in enumerate(names):
+        if swap[k] == k:
+            continue
+        base = _side_free(n)
+        for g, words in GROUP_WORDS.items():
+            if any(w in base for w in words):
+                out[g].append(k)
+                break
+    res = {}
+    for g, idx in out.items():
+        idx = np.array(sorted(set(idx) | set(swap[idx].tolist())), dtype=int)
+        if idx.size:
+            res[g] = idx
+    return res
 
 
 def labellings(C: int, max_mirrored: int | None = None) -> np.ndarray:
@@ -237,6 +315,14 @@ def fix_lr_swaps(cameras: list[Camera], uv, conf, swap, options: SwapOptions | N
         swapped are mirrored with ``swap``) and the (C, T) bool mask of those view-frames.
     """
     o = options or SwapOptions()
+    uv, conf, swap = _check(uv, conf, swap)
+    swapped = _decode(cameras, uv, conf, swap, o, triangulation)
+    out_uv = np.where(swapped[..., None, None], uv[:, :, swap], uv)
+    out_conf = np.where(swapped[..., None], conf[:, :, swap], conf)
+    return out_uv, out_conf, swapped
+
+
+def _check(uv, conf, swap):
     uv = np.asarray(uv, dtype=float)
     conf = np.asarray(conf, dtype=float)
     swap = np.asarray(swap, dtype=int)
@@ -244,10 +330,22 @@ def fix_lr_swaps(cameras: list[Camera], uv, conf, swap, options: SwapOptions | N
     if uv.shape != (C, T, K, 2) or swap.shape != (K,):
         raise ValueError(f"expected uv (C, T, K, 2), conf (C, T, K), swap (K,); got {uv.shape}, "
                          f"{conf.shape}, {swap.shape}")
+    return uv, conf, swap
+
+
+def _decode(cameras, uv, conf, swap, o: SwapOptions, triangulation, evidence=None) -> np.ndarray:
+    """(C, T) bool: the Viterbi labelling of each view-frame for the left/right keypoints of ``swap``.
+
+    ``evidence``: precomputed ``(hyps, cost, points)`` (:func:`labelling_costs` of those keypoints).
+    """
+    C, T, K = conf.shape
     swapped = np.zeros((C, T), dtype=bool)
     if C >= 3 and T and (swap != np.arange(K)).any():
-        hyps = labellings(C, o.max_mirrored)
-        cost, points = labelling_costs(cameras, uv, conf, swap, hyps, o, triangulation)
+        if evidence is None:
+            hyps = labellings(C, o.max_mirrored)
+            cost, points = labelling_costs(cameras, uv, conf, swap, hyps, o, triangulation)
+        else:
+            hyps, cost, points = evidence
         hamming = (hyps[:, None, :] != hyps[None, :, :]).sum(-1)
         extra = _continuity(points, o.continuity_m) if o.continuity_cost > 0 else None
         if extra is not None:
@@ -255,6 +353,65 @@ def fix_lr_swaps(cameras: list[Camera], uv, conf, swap, options: SwapOptions | N
             extra = lambda t: o.continuity_cost * base(t)  # noqa: E731
         path = _viterbi(cost, o.switch_cost * hamming, o.switch_cost * hyps.sum(-1), extra)
         swapped = hyps[path].T
-    out_uv = np.where(swapped[..., None, None], uv[:, :, swap], uv)
-    out_conf = np.where(swapped[..., None], conf[:, :, swap], conf)
+    return swapped
+
+
+def fix_lr_swaps_by_group(cameras: list[Camera], uv, conf, swap, groups: dict[str, np.ndarray] | None = None,
+                          options: SwapOptions | None = None, triangulation=None, names=None):
+    """Undo left/right swaps per keypoint group and view over runs of frames (module docstring).
+
+    Args:
+        cameras, uv, conf, swap, options, triangulation: as :func:`fix_lr_swaps`.
+        groups: ``{name: keypoint indices}`` (:func:`swap_groups`); default ``swap_groups(names, swap)``,
+            or no groups (whole views only) when neither is given.
+        names: keypoint names, used only when ``groups`` is not given.
+
+    Returns:
+        ``(uv, conf, swapped)``: corrected copies of ``uv`` and ``conf`` and ``{group: (C, T) bool}``
+        of the view-frames whose group was mirrored; the key ``"view"`` holds the whole-view
+        decisions, applied to the left/right keypoints of no group or of a group with fewer than
+        ``options.min_group_pairs`` pairs (absent when there are none).
+    """
+    o = options or SwapOptions()
+    uv, conf, swap = _check(uv, conf, swap)
+    C, T, K = conf.shape
+    if groups is None:
+        groups = swap_groups(names, swap) if names is not None else {}
+    lr = swap != np.arange(K)
+    ident = np.arange(K)
+    mask = np.zeros((C, T, K), dtype=bool)  # keypoint k of view c at frame t mirrored
+    swapped: dict[str, np.ndarray] = {}
+    if C < 3 or not T or not lr.any():
+        return uv.copy(), conf.copy(), swapped
+    # the keypoints are triangulated independently, so the whole-view evidence is the sum of the
+    # groups' and the rest's: every left/right keypoint is triangulated once per labelling
+    hyps = labellings(C, o.max_mirrored)
+    parts, decided = [], []  # per part: (cost, points); per decided group: (name, keypoint mask, sub-swap)
+    rest = lr.copy()
+    for g, idx in groups.items():
+        inside = np.zeros(K, dtype=bool)
+        inside[np.asarray(idx, dtype=int)] = True
+        own = inside & rest & inside[swap]  # pairs with both sides in the group (and no earlier group)
+        if own.sum() < 2 * o.min_group_pairs:
+            continue
+        sw = np.where(own, swap, ident)
+        parts.append(labelling_costs(cameras, uv, conf, sw, hyps, o, triangulation))
+        decided.append((g, own, sw))
+        rest &= ~own
+    if rest.any():
+        parts.append(labelling_costs(cameras, uv, conf, np.where(rest, swap, ident), hyps, o, triangulation))
+    ev = (hyps, sum(c for c, _ in parts), np.concatenate([p for _, p in parts], axis=2))
+    view = _decode(cameras, uv, conf, swap, o, triangulation, ev)
+    if rest.any():
+        swapped["view"] = view
+        mask |= view[..., None] & rest
+    # each group departs from the whole-view labelling only where its own evidence pays for it
+    vpath = (hyps[None, :, :] == view.T[:, None, :]).all(-1).argmax(1)  # (T,) index of the view's labelling
+    hamming = (hyps[:, None, :] != hyps[None, :, :]).sum(-1)
+    for (g, own, sw), (cost, points) in zip(decided, parts, strict=False):
+        cost = cost + o.group_deviation_cost * hamming[vpath]
+        swapped[g] = _decode(cameras, uv, conf, sw, o, triangulation, (hyps, cost, points))
+        mask |= swapped[g][..., None] & own
+    out_uv = np.where(mask[..., None], uv[:, :, swap], uv)
+    out_conf = np.where(mask, conf[:, :, swap], conf)
     return out_uv, out_conf, swapped

@@ -27,7 +27,7 @@ from simspine.fileio import write_text_atomic
 from simspine.frames import zup_to_yup
 from simspine.io.npz import read_trajectories_npz, write_trajectories_npz
 from simspine.io.session import Session2D
-from simspine.multiview.lr_swap import SwapOptions, fix_lr_swaps, swap_index
+from simspine.multiview.lr_swap import SwapOptions, fix_lr_swaps_by_group, swap_index
 from simspine.multiview.triangulation import TriangulationOptions, TriangulationResult, triangulate
 from simspine.trajectories import Trajectories
 
@@ -166,8 +166,9 @@ def triangulate_session(session: Session2D, options: TriangulationOptions | None
     """Triangulate every frame and keypoint of ``session``; see the module docstring.
 
     With ``options.swap_fix`` (default) views whose left/right labels are swapped over runs of
-    frames are relabelled first (:func:`simspine.multiview.lr_swap.fix_lr_swaps`, pairs from the
-    session's keypoint names); the report's ``lr_swap`` entry counts them per camera.
+    frames are relabelled first, per keypoint group (arms, legs, face:
+    :func:`simspine.multiview.lr_swap.fix_lr_swaps_by_group`, pairs and groups from the session's
+    keypoint names); the report's ``lr_swap`` entry counts them per camera (and per group).
     """
     o = options or TriangulationOptions()
     from simspine.multiview.calibration_health import check_video_sizes
@@ -176,9 +177,13 @@ def triangulate_session(session: Session2D, options: TriangulationOptions | None
     uv, conf_in = session.keypoints, session.conf
     swapped = np.zeros((session.n_cameras, session.n_frames), dtype=bool)
     swap = swap_index(session.keypoint_names)
+    by_group: dict = {}
     if o.swap_fix:
-        uv, conf_in, swapped = fix_lr_swaps(session.cameras, uv, conf_in, swap,
-                                            SwapOptions(conf_threshold=o.conf_threshold), o)
+        uv, conf_in, by_group = fix_lr_swaps_by_group(session.cameras, uv, conf_in, swap,
+                                                      options=SwapOptions(conf_threshold=o.conf_threshold),
+                                                      triangulation=o, names=session.keypoint_names)
+        for m in by_group.values():
+            swapped = swapped | m
     res = triangulate(session.cameras, uv, conf_in, o)
     used = res.views_used
     conf2 = np.moveaxis(np.nan_to_num(conf_in), 0, -1)  # (T, K, C)
@@ -195,6 +200,8 @@ def triangulate_session(session: Session2D, options: TriangulationOptions | None
     report = quality_report(dataclasses.replace(session, keypoints=uv, conf=conf_in) if swapped.any() else session,
                             res, o)
     report["lr_swap"] = _swap_report(session, swapped, swap, o.swap_fix)
+    for c, name in enumerate(session.camera_names):
+        report["lr_swap"]["cameras"][name]["groups"] = {g: int(m[c].sum()) for g, m in by_group.items()}
     return Reconstruction(yup, world, res, report)
 
 
