@@ -95,7 +95,8 @@ def write_mot(path: str | os.PathLike, time, names, values, in_degrees: bool = T
     if frame is not None:
         extra.setdefault("frame", frame)
     for k, v in extra.items():
-        if "=" in str(k) or "\n" in str(k) + str(v):
+        # OpenSim splits a header line at its last '=': a value holding '=' would change the key.
+        if "=" in str(k) + str(v) or "\n" in str(k) + str(v):
             raise InputError(path, f"metadata entry {k!r} cannot be written as key=value")
         header.append(f"{k}={v}")
     header += ["", "Units are S.I. units (second, meters, Newtons, ...)",
