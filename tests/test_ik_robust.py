@@ -56,10 +56,10 @@ def test_loss_pieces():
     h = 1e-7
     assert np.isclose((log_rho(np.array([0.01 + h]), 0.01) - log_rho(np.array([0.01 - h]), 0.01))[0] / (2 * h), 0.02)
     used = np.ones(5, dtype=bool)
-    # Small residuals (median 2 mm): the 1 cm floor; large ones: 4 x median / 1.538.
+    # Small residuals (median 2 mm): the 1 cm floor; large ones: 5 x median / 1.538.
     small = np.array([0.0, 0.001, 0.002, 0.003, 0.15])
     assert robust_threshold(small, used) == 0.01
-    assert np.isclose(robust_threshold(small * 10, used), 4 * 0.02 / 1.5382)
+    assert np.isclose(robust_threshold(small * 10, used), 5 * 0.02 / 1.5382)
     assert robust_threshold(small, np.zeros(5, dtype=bool)) == np.inf
     with pytest.raises(InputError, match="unknown robust loss"):
         JacobianIK(robust="tukey")

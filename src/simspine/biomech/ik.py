@@ -29,7 +29,7 @@ Two interchangeable backends implement :class:`IKBackend`:
   squares optimum (sub-micrometre on exact data) in a few iterations per frame.
 
 :class:`JacobianIK` replaces the squared marker distance by a robust loss (on by default;
-``robust=False`` for plain least squares): e^2 up to a threshold delta per frame (4x the frame's
+``robust=False`` for plain least squares): e^2 up to a threshold delta per frame (5x the frame's
 robust residual scale from the median marker distance, never below 1 cm), a logarithmic tail
 beyond (``"log"``; ``"huber"`` also available), solved by IRLS inside the Gauss-Newton
 iterations (see :data:`ROBUST_K`). Markers the model cannot follow -- an arm beyond the model's
@@ -275,10 +275,14 @@ NOISY_RELATIVE_DECREASE = 1e-3
 #: of a 60-frame trial with the right arm flexed to 150 deg, range +-90): L5_S1 flexion RMSE 2.3
 #: deg with least squares, 1.37 with Huber, 0.12 with "log" (Huber phase first, see solve_frame); Spine_03 15 cm off for 50 of 100
 #: frames: 1.24, 0.11, 0.03 deg.
-#: k = 4: on noise alone (10 mm per axis, 200 frames) k = 3 down-weighted the low-weight face,
-#: spine and clavicle markers in 10-14% of frames (they fit less closely than the median marker),
-#: k = 4 any marker in at most 5-6%, k = 5 none; gross errors of several cm stay beyond it.
-ROBUST_K = 4.0
+#: k = 5: on noise alone (10 mm per axis, 200 frames, bench ik's trial) k = 3 down-weighted the
+#: low-weight face, spine and clavicle markers in 10-14% of frames (they fit less closely than the
+#: median marker), k = 4 any marker in up to 5-6%, which cost speed (the log phase ran in most
+#: frames: 35 vs 43 frames/s) and accuracy (keypoints 9.28 vs 9.13 mm from the truth, a wrist
+#: 10 cm off in one frame); k = 5 none: 42 frames/s, keypoints 9.05 mm, largest marker error 49 mm
+#: (least squares 66). Gross errors of several cm stay beyond 5 sigma (delta ~4 cm at 10 mm noise,
+#: the 1 cm floor on good data).
+ROBUST_K = 5.0
 #: Median of the chi distribution with 3 degrees of freedom: median |e| = 1.538 sigma.
 ROBUST_CHI3_MEDIAN = 1.5382
 #: Floor on the robust threshold delta, metres. Why 1 cm: residuals below it are marker placement error,
