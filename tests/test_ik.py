@@ -212,7 +212,9 @@ def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):
     kin, mot, traj, rots = make_subject(model_path, tmp_path, 1.70, 9, n=20, rate=50.0)
     trc = write_trc(tmp_path / "trial.trc", traj)
     out = tmp_path / "out"
-    res = run_ik_pipeline(trc, out, height=1.7, mass=65.0, progress=False)
+    # Exact markers on the subject's own placements: marker registration off, as it has no offset to
+    # find and would absorb the scaling's residual error (up to 1.1 deg of segment angle here).
+    res = run_ik_pipeline(trc, out, height=1.7, mass=65.0, progress=False, register_markers=False)
     for f in ("model_scaled.osim", "scaling.json", "ik.mot", "ik_errors.csv", "keypoints37.trc",
               "rotations.csv", "rotations.npz", "summary.json"):
         assert (out / f).is_file(), f
@@ -239,7 +241,7 @@ def test_pipeline_outputs_and_resume(model_path, tmp_path, monkeypatch):
     assert res.scaling["mass_kg"] == 65.0
     # Second run on the same input reuses the scaled model and the motion.
     mtime = (out / "model_scaled.osim").stat().st_mtime_ns
-    res2 = run_ik_pipeline(trc, out, height=1.7, mass=65.0, progress=False)
+    res2 = run_ik_pipeline(trc, out, height=1.7, mass=65.0, progress=False, register_markers=False)
     assert (out / "model_scaled.osim").stat().st_mtime_ns == mtime and res2.ik is None
     assert np.allclose(res2.keypoints.xyz, res.keypoints.xyz, atol=1e-8)
     # ...and its summary keeps the IK figures, computed back from ik_errors.csv.
