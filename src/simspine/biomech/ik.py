@@ -34,7 +34,7 @@ robust residual scale from the median marker distance, never below 1 cm), a loga
 beyond (``"log"``; ``"huber"`` also available), solved by IRLS inside the Gauss-Newton
 iterations (see :data:`ROBUST_K`). Markers the model cannot follow -- an arm beyond the model's
 shoulder range, a mislabelled or swapped marker -- then no longer drag the lumbar spine (L5_S1
-flexion RMSE 2.3 -> 0.12 deg and 1.24 -> 0.03 deg on the generated trials of
+flexion RMSE 2.3 -> 0.08 deg and 1.24 -> 0.03 deg on the generated trials of
 ``tests/test_ik_robust.py``); markers fitted within 1 cm give exactly the least-squares result.
 The result reports each marker's robust weight per frame and the share of frames it was
 down-weighted (:meth:`IKResult.downweighted_share`).
@@ -273,15 +273,14 @@ NOISY_RELATIVE_DECREASE = 1e-3
 #: delta^2 (1 + 2 ln(e / delta)) beyond delta: the pull falls as 1/e) and "huber" (2 delta e -
 #: delta^2: the pull stays at its value at delta). Measured (tests/test_ik_robust.py, exact markers
 #: of a 60-frame trial with the right arm flexed to 150 deg, range +-90): L5_S1 flexion RMSE 2.3
-#: deg with least squares, 1.37 with Huber, 0.12 with "log" (Huber phase first, see solve_frame); Spine_03 15 cm off for 50 of 100
+#: deg with least squares, 1.99 with Huber, 0.08 with "log" (phases: see solve_frame); Spine_03 15 cm off for 50 of 100
 #: frames: 1.24, 0.11, 0.03 deg.
 #: k = 5: on noise alone (10 mm per axis, 200 frames, bench ik's trial) k = 3 down-weighted the
 #: low-weight face, spine and clavicle markers in 10-14% of frames (they fit less closely than the
-#: median marker), k = 4 any marker in up to 5-6%, which cost speed (the log phase ran in most
-#: frames: 35 vs 43 frames/s) and accuracy (keypoints 9.28 vs 9.13 mm from the truth, a wrist
-#: 10 cm off in one frame); k = 5 none: 42 frames/s, keypoints 9.05 mm, largest marker error 49 mm
-#: (least squares 66). Gross errors of several cm stay beyond 5 sigma (delta ~4 cm at 10 mm noise,
-#: the 1 cm floor on good data).
+#: median marker), k = 4 any marker in up to 5-6%, k = 5 none. Measured there with the phases of
+#: solve_frame: least squares 55 frames/s, keypoints 9.13 mm from the truth, largest marker error
+#: 66 mm; k = 4: 52 frames/s, 9.05 mm, 51 mm; k = 5: 53 frames/s, 9.02 mm, 44 mm. Gross errors of
+#: several cm stay beyond 5 sigma (delta ~4 cm at 10 mm noise, the 1 cm floor on good data).
 ROBUST_K = 5.0
 #: Median of the chi distribution with 3 degrees of freedom: median |e| = 1.538 sigma.
 ROBUST_CHI3_MEDIAN = 1.5382
@@ -659,33 +658,50 @@ class JacobianIK:
             e = np.sqrt(np.sum((p - x_all[t]) ** 2, axis=1))
             return float(prep.w[t] @ rho_fn(e, delta_of(e, prep.w[t] > 0)))
 
-        def solve_frame(t, z, iterations, lam=1e-3, robust_frame=True):
-            """Damped Gauss-Newton on frame t from z; ``robust_frame=False``: least squares even
-            when the robust loss is on (see solve_cold). The "log" loss runs in two phases: Huber
-            first, then, only if a marker is left beyond the threshold, "log" from the Huber
-            solution. The log tail alone let a limb whose markers a noisy frame put far away stay
-            in another configuration (its pull fades with distance): on 10 mm noise a wrist 16 cm
-            off in single frames, largest marker error 157 vs 66 mm with least squares; Huber's
-            constant pull brings the limb back first."""
-            if not (robust and robust_frame and loss == "log"):
-                return _solve_frame(t, z, iterations, lam, robust_frame, rho_fn, w_fn)
-            z1, p1, c1 = _solve_frame(t, z, iterations, lam, True, huber_rho, huber_weight)
-            e1 = np.sqrt(np.sum((p1 - x_all[t]) ** 2, axis=1))
+        def beyond(t, p):
+            """Whether a used marker of frame t is beyond the robust threshold at positions p."""
+            e = np.sqrt(np.sum((p - x_all[t]) ** 2, axis=1))
             use = prep.w[t] > 0
-            if not np.any(e1[use] > delta_of(e1, use)):
-                # Nothing beyond the threshold: both losses are least squares there.
-                return z1, p1, c1
-            return _solve_frame(t, z1, iterations, lam, True, rho_fn, w_fn)
+            return bool(np.any(e[use] > delta_of(e, use)))
+
+        def solve_frame(t, z, iterations, lam=1e-3, robust_frame=True):
+            """Damped Gauss-Newton on frame t from z; ``robust_frame=False``: least squares only.
+
+            With the robust loss: least squares first; only if a marker is then beyond the
+            threshold, Huber from there, and for "log" (again only if one is still beyond) the
+            log tail from the Huber solution. Why the phases:
+            * least squares first: started from the previous frame, fast markers (wrists) are
+              often over 1 cm from their new positions; down-weighting them in the first steps
+              slowed convergence (exact markers, 200 frames: 1089 vs 688 Jacobian evaluations).
+              From a pose far away (first frame, restarts) every residual is large and the
+              threshold with it, and IRLS went into other local minima than least squares
+              (exact markers: forearm rotations 35 deg off, marker RMS 0.34 vs 0.12 mm).
+            * Huber before the log tail: the log tail alone let a limb that a noisy frame put
+              far away stay in another configuration (its pull fades with distance): on 10 mm
+              noise a wrist 16 cm off in single frames, largest marker error 157 vs 66 mm with
+              least squares; Huber's constant pull brings the limb back first.
+            Markers all within the threshold after least squares: the result is least squares'.
+            """
+            if not (robust and robust_frame):
+                return _solve_frame(t, z, iterations, lam, False, rho_fn, w_fn)
+            best = _solve_frame(t, z, iterations, lam, False, rho_fn, w_fn)
+            if not beyond(t, best[1]):
+                return best
+            best = _solve_frame(t, best[0], iterations, lam, True, huber_rho, huber_weight)
+            if loss == "huber" or not beyond(t, best[1]):
+                return best
+            return _solve_frame(t, best[0], iterations, lam, True, rho_fn, w_fn)
 
         def _solve_frame(t, z, iterations, lam, robust_frame, rho_fn, w_fn):
             use = prep.w[t] > 0
             x = np.where(use[:, None], prep.x[t], 0.0)
             wt = prep.w[t]
-            kin.set_z(z)
-            e = np.sqrt(np.sum((positions() - x) ** 2, axis=1))
             rob = robust and robust_frame
-            delta = delta_of(e, use) if rob else float("inf")
-            p, e, cost = evaluate(z, x, wt, delta, rho_fn)
+            p, e, cost = evaluate(z, x, wt, float("inf"), rho_fn)
+            delta = float("inf")
+            if rob:
+                delta = delta_of(e, use)
+                cost = float(wt @ rho_fn(e, delta)) + float(extra_residual(z) @ extra_residual(z))
             for _ in range(iterations):
                 self.matter_jac(kin, mobod, stations, jac)
                 # IRLS: the Huber loss as least squares with weights w * delta / e beyond delta.
@@ -743,16 +759,6 @@ class JacobianIK:
                 cost = marker_cost(t, p) + float(extra_residual(z) @ extra_residual(z))
             return z, p, cost
 
-        def solve_cold(t, z, iterations):
-            """Frame t from a pose far from its solution (first frame, restarts): least squares
-            first, then the robust loss from there. Started far away, every residual is large and
-            the Huber threshold with it, and IRLS took other paths into other local minima than
-            least squares does (on exact markers: forearm rotations 35 deg off, marker RMS 0.34
-            instead of 0.12 mm in every later frame); from the least-squares optimum, markers the
-            model fits are below the threshold and only the others are down-weighted."""
-            cand = solve_frame(t, z, iterations, robust_frame=False)
-            return solve_frame(t, cand[0], iterations) if robust else cand
-
         zs = np.empty((T, n_z))
         pos = np.empty((T, len(names), 3))
         costs = np.empty(T)
@@ -766,6 +772,7 @@ class JacobianIK:
             """Restarts from random poses within the ranges (pelvis and unobserved coordinates
             kept at ``z_base``; with ``partial`` each coordinate is re-drawn with probability
             1/2, so a single limb in a wrong basin can be fixed); the best solution wins."""
+            start = best
             for _ in range(self.restarts):
                 # Markers fitted to ~0.2 mm: no other basin fits better. (The marker part only:
                 # the total includes the coordinate tasks, which keep it above any small
@@ -777,12 +784,16 @@ class JacobianIK:
                     keep = keep | (rng.random(n_z) < 0.5)
                 lo, hi = np.nan_to_num(kin.lo, neginf=0.0), np.nan_to_num(kin.hi, posinf=0.0)
                 z_try = np.where(keep, z_base, lo + (hi - lo) * rng.uniform(0.25, 0.75, n_z))
-                # Partial restarts keep half the coordinates at a solution of the robust problem:
-                # the robust loss from there (a least-squares phase first doubled their cost).
-                cand = (solve_frame(t, z_try, self.first_frame_iterations) if partial
-                        else solve_cold(t, z_try, self.first_frame_iterations))
+                # Least squares only for the candidates (its cost is still the robust merit);
+                # the robust phases run once, on the winner (they ran on every candidate
+                # before: 400 more Jacobian evaluations on a first frame of exact markers).
+                cand = solve_frame(t, z_try, self.first_frame_iterations, robust_frame=False)
                 if cand[2] < best[2]:
                     best = cand
+            if robust and partial and best is not start:
+                # A restart won over the (robust) warm solution: the robust phases from it.
+                cand = solve_frame(t, best[0], self.first_frame_iterations)
+                best = cand if cand[2] < start[2] else start
             return best
 
         n_jump_restarts = 0
@@ -801,7 +812,12 @@ class JacobianIK:
                 kin.set_z(z)
                 self.matter_jac(kin, mobod, stations, jac)
                 observed = np.linalg.norm(jac.to_numpy() @ kin.C, axis=0) > 1e-9
-                best = multistart(t, solve_cold(t, z, self.first_frame_iterations), z, partial=False)
+                # Candidates by least squares; the robust phases on the winner only (on the first
+                # candidate, in a poor basin, they took ~400 slow IRLS iterations).
+                best = multistart(t, solve_frame(t, z, self.first_frame_iterations, robust_frame=False), z,
+                                  partial=False)
+                if robust:
+                    best = solve_frame(t, best[0], self.first_frame_iterations)
                 first_seconds = _time.perf_counter() - t0
             else:
                 # Warm start from the previous frame: close to the optimum, so start almost
