@@ -176,7 +176,9 @@ def model_fit():
 def _ik(kin, markers):
     from simspine.biomech.ik import JacobianIK, default_coordinate_tasks
 
-    return JacobianIK(restarts=0).solve(kin.model, markers, coordinate_tasks=default_coordinate_tasks())
+    # The shipped first-frame restarts: with restarts=0 the robust 'log' loss leaves this exact-marker
+    # trial 60-130 mm off (a cold start in another basin; noted for the IK owners), least squares not.
+    return JacobianIK().solve(kin.model, markers, coordinate_tasks=default_coordinate_tasks())
 
 
 def _markers(kin, table, **override):
@@ -209,8 +211,9 @@ def test_ik_checks_fire_on_crafted_trials(model_fit):
     assert P.check_marker_errors(res.marker_names, res.marker_errors) == []
     # a hip adducted 46 deg, beyond the model's 30
     res = _ik(kin, _markers(kin, table, hip_adduction_r=0.8))
+    # (the shoulders of these nearly straight arms are ambiguous: arm_rot/arm_add may rest on a bound)
     ws = [w for w in P.check_bounds(res.coordinate_names, res.values, bounds)
-          if not w.details["coordinate"].startswith("arm_rot")]
+          if not w.details["coordinate"].startswith(("arm_rot", "arm_add"))]
     assert [w.details["coordinate"] for w in ws] == ["hip_adduction_r"]
     assert str(ws[0]).startswith("hip_adduction_r is at its upper bound (30.0 deg) in 100% of frames")
     # the left elbow's data labelled as the left knee
