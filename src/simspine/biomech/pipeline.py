@@ -9,6 +9,11 @@ are):
   the final IK and the output keypoints use it, so an observed keypoint moves with its registered
   marker; offsets per marker (mm, body frame) in ``scaling.json`` and ``summary.json``
   (``marker_registration``);
+* ``model_placed.osim`` -- with ``static``: the scaled model with every marker of the static trial
+  moved onto the static pose after IK on it (OpenSim's MarkerPlacer,
+  :func:`simspine.biomech.marker_registration.place_markers_static`); the motion IK and the
+  trial-wide registration start from it; offsets per marker (mm, body frame) in ``scaling.json``
+  and ``summary.json`` (``static_marker_placement``);
 * ``scaling.json`` -- scale factors per segment and where each comes from (``factor_sources``:
   measured pairs, the other side, height, neighbours), left/right factors made symmetric
   (``symmetrised``), pair lengths and their spread, frames trimmed, height, mass, warnings;
@@ -265,7 +270,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     Lab options (:mod:`simspine.biomech.marker_sets`): ``marker_set`` (an OpenSim MarkerSet XML or
     a shipped name such as ``"trunk"``: the lab's markers join the model for scaling and IK, the 37
     keypoints still come from FK), ``measurement_set`` (ScaleTool MeasurementSet pairs for it),
-    ``static`` (scale on this static TRC instead of the trial), ``scale_factors`` (JSON or ScaleSet
+    ``static`` (scale on this static TRC instead of the trial, then place the markers on its pose:
+    ``model_placed.osim``), ``scale_factors`` (JSON or ScaleSet
     XML: given factors, no estimation), ``exclude_markers`` (names, list or comma-separated),
     ``marker_weights`` (JSON, CSV or IKTaskSet XML).
     """
@@ -329,11 +335,52 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                    + ", ".join(f"{k} {v:.3f}" for k, v in scaling["factors"].items())
                    + f" ({timings['scaling']:.1f} s)")
 
+    # 1b. static trial: markers placed on its pose (OpenSim's MarkerPlacer), before the motion IK
+    scaled_model = load_model(str(model_path))
+    placed_path = out_dir / "model_placed.osim"
+    placement_report = None
+    base_model = model_path
+    static_digest = options.get("static_digest") if options.get("static") else None
+    if static_digest is None:
+        scaling.pop("static_marker_placement", None)
+    elif (state.get("placed") == static_digest and placed_path.is_file()
+          and "static_marker_placement" in scaling):
+        placement_report = scaling["static_marker_placement"]
+        base_model = placed_path
+        _say(progress, "  static marker placement: reused (same input)")
+    else:
+        from simspine.biomech.marker_registration import place_markers_static
+
+        t1 = time.perf_counter()
+        static_markers = inputs.scale_markers
+        static_tasks = default_coordinate_tasks() if coordinate_tasks is None else list(coordinate_tasks)
+        static_tasked = {t["coordinate"] for t in static_tasks}
+        static_neutral = neutral_pose(scaled_model)
+        static_tasks += [{"coordinate": c, "value": static_neutral[c], "weight": UNDETERMINED_PRIOR_WEIGHT}
+                         for c in undetermined_coordinates(scaled_model, present_markers(static_markers))
+                         if c not in static_tasked]
+
+        def solve_static(path, m):
+            return make_backend(backend, accuracy, 0.0).solve(str(path), m, weights, static_tasks, progress=False)
+
+        _, placed = place_markers_static(model_path, static_markers, placed_path, solve_static,
+                                         exclude=(registration or {}).get("exclude", ()))
+        placement_report = placed.to_dict()
+        placement_report["static"] = str(options["static"])
+        placement_report["seconds"] = round(time.perf_counter() - t1, 3)
+        scaling["static_marker_placement"] = placement_report
+        write_text_atomic(scaling_path, json.dumps(scaling, indent=1))
+        base_model = placed_path
+        state["placed"] = static_digest
+        write_text_atomic(state_path, json.dumps(state))
+        _say(progress, f"  static marker placement: {len(placed.offsets_m)} markers moved onto the static pose, "
+                       f"RMS offset {placement_report['rms_offset_mm']:.1f} mm (max "
+                       f"{placement_report['max_offset_mm']:.1f} mm; {placement_report['seconds']:.1f} s)")
+
     # 2. inverse kinematics; coordinates no marker moves are held at the neutral pose
     mot_path = out_dir / "ik.mot"
     t0 = time.perf_counter()
     res = None
-    scaled_model = load_model(str(model_path))
     undetermined = undetermined_coordinates(scaled_model, present_markers(markers))
     neutral = neutral_pose(scaled_model)
     tasks = default_coordinate_tasks() if coordinate_tasks is None else list(coordinate_tasks)
@@ -348,7 +395,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
     if not register_markers:
         scaling.pop("marker_registration", None)
     if state.get("ik") and mot_path.is_file() and (not register_markers or registered_path.is_file()):
-        fk_model = registered_path if register_markers else model_path
+        fk_model = registered_path if register_markers else base_model
         kin = Kinematics(str(fk_model))
         coords = coordinates_from_mot(mot_path, kin.coordinates)
         registration_report = scaling.get("marker_registration") if register_markers else None
@@ -358,13 +405,13 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
             smooth = smoothness_for_rate(smoothness, m.rate) if backend == "jacobian" else 0.0
             return make_backend(backend, accuracy, smooth).solve(str(path), m, weights, tasks, progress=prog)
 
-        res = solve(model_path, markers, progress)
-        fk_model = model_path
+        res = solve(base_model, markers, progress)
+        fk_model = base_model
         if register_markers:
             from simspine.biomech.marker_registration import register_markers as _register
 
             t1 = time.perf_counter()
-            reg = _register(model_path, markers, registered_path, solve, first=res, progress=progress,
+            reg = _register(base_model, markers, registered_path, solve, first=res, progress=progress,
                             **(registration or {}))
             res_unregistered = res
             res = solve(registered_path, markers, progress)
@@ -409,6 +456,8 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         model="model_scaled.osim", scaling="scaling.json", motion="ik.mot", errors="ik_errors.csv",
         keypoints="keypoints37.trc", rotations_csv="rotations.csv", rotations_npz="rotations.npz",
         summary="summary.json").items()}
+    if placement_report is not None:
+        files["model_placed"] = str(placed_path)
     if register_markers:
         files["model_registered"] = str(registered_path)
     rotational = {c.name for c in coordinate_info(scaled_model) if c.rotational}
@@ -423,6 +472,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
                     "mass_kg": scaling["mass_kg"], "warnings": scaling.get("warnings", []),
                     "factor_sources": scaling.get("factor_sources", {}),
                     "symmetrised": sorted(scaling.get("symmetrised", {}))},
+        "static_marker_placement": placement_report,
         "marker_registration": registration_report,
         "undetermined_coordinates": {
             "coordinates": undetermined,

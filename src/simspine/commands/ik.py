@@ -61,6 +61,8 @@ def add_marker_arguments(p) -> None:
                         "bodies)")
     g.add_argument("--static", metavar="TRC", default=None,
                    help="scale on this static trial instead of the motion trial")
+    g.add_argument("--no-register-markers", action="store_true",
+                   help="keep the scaled (or static-placed) model's marker placements: no per-trial registration")
     g.add_argument("--scale-factors", metavar="FILE", default=None,
                    help="given scale factors, no estimation: JSON {segment: factor} (or a scaling.json) or an "
                         "OpenSim ScaleSet XML")
@@ -74,7 +76,10 @@ def add_marker_arguments(p) -> None:
 def marker_options(args) -> dict:
     """The lab-marker options of ``args`` as keyword arguments of ``run_ik_pipeline`` (given ones only)."""
     keys = ("marker_set", "measurement_set", "static", "scale_factors", "exclude_markers", "marker_weights")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "no_register_markers", False):
+        out["register_markers"] = False
+    return out
 
 
 def run(args) -> int:
