@@ -78,7 +78,7 @@ def keypoint_count(files) -> int | None:
 
 
 def read_openpose_frame(path: str | os.PathLike, n_keypoints: int | None = None):
-    """Read one frame file.
+    """Read one frame file, keeping one person.
 
     Args:
         path: the JSON file.
@@ -86,47 +86,18 @@ def read_openpose_frame(path: str | os.PathLike, n_keypoints: int | None = None)
     Returns:
         ``(xy (K, 2) px, conf (K,))`` of the person with the highest mean confidence, NaN/0 for
         undetected keypoints; ``(None, None)`` when the frame has no people and K is unknown.
+        (Sessions with several people per file go through :mod:`simspine.multiview.association`
+        instead, which picks the subject by cross-view and temporal agreement.)
     Raises:
-        InputError: unreadable or non-JSON file, no ``people`` list, a ``pose_keypoints_2d`` whose
-            length is not ``3 * K``, or non-numeric values.
+        InputError: as :func:`read_openpose_people` (every error names the file).
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InputError(path, f"cannot read keypoint file: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(path, f"not valid JSON ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("people", None), list):
-        raise InputError(path, "no 'people' list: not an OpenPose keypoint file")
-    best = None
-    for i, person in enumerate(data["people"]):
-        kp = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
-        if kp is None:
-            raise InputError(path, f"people[{i}] has no 'pose_keypoints_2d'")
-        try:
-            arr = np.asarray(kp, dtype=float)
-        except (TypeError, ValueError):
-            raise InputError(path, f"people[{i}].pose_keypoints_2d holds non-numeric values") from None
-        if arr.ndim != 1 or arr.size == 0 or arr.size % 3 != 0 or (n_keypoints is not None and arr.size != 3 * n_keypoints):
-            expected = f"3 x {n_keypoints} = {3 * n_keypoints}" if n_keypoints is not None else "a non-zero multiple of 3"
-            raise InputError(path, f"people[{i}].pose_keypoints_2d has {arr.size} values, expected {expected} "
-                                   "([x, y, confidence] per keypoint)")
-        n_keypoints = arr.size // 3
-        arr = arr.reshape(-1, 3)
-        score = float(np.nanmean(arr[:, 2]))
-        if best is None or score > best[0]:
-            best = (score, arr)
-    if best is None:
-        if n_keypoints is None:
-            return None, None
-        return np.full((n_keypoints, 2), np.nan), np.zeros(n_keypoints)
-    arr = best[1]
-    conf = np.nan_to_num(arr[:, 2], nan=0.0)
-    missing = conf <= 0
-    xy = arr[:, :2].copy()
-    xy[missing] = np.nan
-    conf[missing] = 0.0
-    return xy, conf
+    xy, conf = read_openpose_people(path, n_keypoints)
+    if xy is None:
+        return None, None
+    if len(xy) == 0:
+        return np.full((xy.shape[1], 2), np.nan), np.zeros(xy.shape[1])
+    best = int(np.argmax(conf.mean(axis=1)))  # the first of equally confident people
+    return xy[best], conf[best]
 
 
 def read_openpose_folder(folder: str | os.PathLike, n_keypoints: int | None = None, frames=None):
@@ -215,7 +186,8 @@ def read_openpose_people(path: str | os.PathLike, n_keypoints: int | None = None
         ``(xy (P, K, 2) px, conf (P, K))`` (NaN / 0 for undetected keypoints; P = 0 for a file with
         nobody); ``(None, None)`` when the file has nobody and K is unknown.
     Raises:
-        InputError: as :func:`read_openpose_frame` (every error names the file).
+        InputError: unreadable or non-JSON file, no ``people`` list, a ``pose_keypoints_2d`` whose
+            length is not ``3 * K``, or non-numeric values (every error names the file).
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
