@@ -115,25 +115,12 @@ def read_openpose_folder(folder: str | os.PathLike, n_keypoints: int | None = No
         InputError: see :func:`numbered_frame_files`; no person in any file while K is unknown, or a
             bad file (see :func:`read_openpose_frame`); every error names the file or folder.
     """
-    numbers, files = numbered_frame_files(folder)
-    frames = np.arange(numbers[0], numbers[-1] + 1) if frames is None else np.asarray(frames, dtype=np.int64)
-    row = {int(n): i for i, n in enumerate(frames)}
-    loaded = []
-    for n, f in zip(numbers, files, strict=True):
-        if int(n) not in row:
-            continue
-        xy, conf = read_openpose_frame(f, n_keypoints)
-        if xy is not None and n_keypoints is None:
-            n_keypoints = xy.shape[0]
-        loaded.append((row[int(n)], xy, conf))
-    if n_keypoints is None:
-        raise InputError(folder, "no person in any frame, so the keypoint count is unknown (pass n_keypoints)")
-    T = len(frames)
-    xy_all = np.full((T, n_keypoints, 2), np.nan)
-    conf_all = np.zeros((T, n_keypoints))
-    for i, xy, conf in loaded:
-        if xy is not None:
-            xy_all[i], conf_all[i] = xy, conf
+    # One reader of the folder (read_openpose_people_folder); per frame the most confident person,
+    # as read_openpose_frame keeps (padding people have confidence 0, so they never win over one).
+    xy, conf, _count = read_openpose_people_folder(folder, n_keypoints, frames)
+    best = np.argmax(conf.mean(axis=2), axis=1)
+    t = np.arange(xy.shape[0])
+    xy_all, conf_all = xy[t, best], conf[t, best]
     return xy_all, conf_all
 
 
