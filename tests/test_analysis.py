@@ -197,7 +197,7 @@ def test_methods_agree_on_a_short_synthetic_session(tmp_path):
     ``simspine analyze``'s loader: keypoint - geometric within 2 deg (mean and RMS) for LLA and
     TKA (measured: LLA +0.7 (RMS 0.9), TKA +0.3 (RMS 0.5) deg)."""
     from simspine.analysis.inputs import load_input
-    from simspine.pipeline import annotate
+    from simspine.annotate import annotate
     from simspine.synth.session import SynthConfig, synthesize
 
     synthesize(tmp_path / "session", SynthConfig(action="pickup", seconds=2.0, fps=25.0, seed=0))

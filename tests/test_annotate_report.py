@@ -56,9 +56,9 @@ def back_report(sessions, tmp_path_factory):  # noqa: F811
     """annotate (front end) on the rig that rarely sees the back, with its report; then the same
     report with model keypoints and rotations stood in (the filtered keypoints and smooth angles),
     so that every section is drawn without running IK."""
+    from simspine.annotate import annotate
     from simspine.annotate_report import write_annotate_report
     from simspine.biomech.fk import SpineRotations
-    from simspine.pipeline import annotate
     from simspine.trajectories import Trajectories
 
     root, paths, hide = sessions

@@ -76,7 +76,7 @@ def test_cli_writes_a_pose2sim_toml(tmp_path, capsys):
 
 
 def test_annotate_refines_first_and_resumes(tmp_path):
-    from simspine.pipeline import annotate
+    from simspine.annotate import annotate
 
     synth = make_session(SynthConfig(seconds=1, seed=2))
     cams = list(synth.rig.cameras)

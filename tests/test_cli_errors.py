@@ -277,7 +277,7 @@ def test_views_that_never_agree_name_the_calibration(tmp_path):
 
 
 def test_stage_that_produces_nothing_is_an_error():
-    from simspine.pipeline import _require_finite
+    from simspine.annotate import _require_finite
     from simspine.trajectories import Trajectories
 
     names = ["a", "b"]

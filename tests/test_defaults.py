@@ -108,8 +108,8 @@ def test_merge_defaults():
 # ---- IK ----------------------------------------------------------------------------------------------
 def test_ik_smoothness_and_accuracy():
     # README, Biomechanical core: "the pipeline uses w = 0.1 at 50 Hz"
+    from simspine.biomech.fitting import DEFAULT_SMOOTHNESS_50HZ, run_ik_pipeline
     from simspine.biomech.ik import JacobianIK, smoothness_for_rate
-    from simspine.biomech.pipeline import DEFAULT_SMOOTHNESS_50HZ, run_ik_pipeline
 
     assert DEFAULT_SMOOTHNESS_50HZ == 0.1
     assert inspect.signature(run_ik_pipeline).parameters["smoothness"].default == 0.1

@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 
+from simspine.biomech.fitting import run_ik_pipeline
 from simspine.biomech.fk import CoordinateTable, Kinematics, run_fk
 from simspine.biomech.ik import IKJob, JacobianIK, OpenSimSolverIK, read_ik_errors, solve_trials, write_ik_mot
 from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
-from simspine.biomech.pipeline import run_ik_pipeline
 from simspine.biomech.scaling import generic_stature, scale_model, scale_subject, segment_names
 from simspine.errors import InputError
 from simspine.io.mot import read_mot
@@ -347,7 +347,7 @@ def test_any_heading(model_path):
 def test_resume_state_file(tmp_path):
     """The resume record: stages of the same input are kept; another input, or a damaged or
     missing file, means starting over (never a crash)."""
-    from simspine.biomech.pipeline import read_state
+    from simspine.biomech.fitting import read_state
 
     p = tmp_path / ".ik_state.json"
     assert read_state(p, "k1") == {"input": "k1"}

@@ -157,7 +157,7 @@ def test_static_trial_places_markers_on_the_data(trial, tmp_path):
 def test_pipeline_registers_markers_and_reports_them(trial, tmp_path):
     """run_ik_pipeline registers by default: model_registered.osim, offsets per marker (mm) in
     scaling.json and summary.json, and a re-run reuses the stage."""
-    from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.biomech.fitting import run_ik_pipeline
 
     truth, offsets, _, _ = trial
     res = run_ik_pipeline(truth.keypoints, tmp_path, progress=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simspine.biomech.fitting import run_ik_pipeline
 from simspine.biomech.fk import Kinematics
 from simspine.biomech.marker_sets import (
     SHIPPED,
@@ -25,7 +26,6 @@ from simspine.biomech.marker_sets import (
     trunk_landmarks,
     trunk_protocol,
 )
-from simspine.biomech.pipeline import run_ik_pipeline
 from simspine.biomech.scaling import estimate_scaling, read_scale_factors, segment_names
 from simspine.errors import InputError
 from simspine.skeletons import spinetrack37

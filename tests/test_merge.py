@@ -126,9 +126,9 @@ def test_merge_trc_names_and_errors():
 def test_other_layouts_hip_and_neck_do_not_drive_spinetrack_markers(tmp_path):
     # Halpe-26's "Hip" (pelvis centre) and "Neck" (between the shoulders) are not SpineTrack-37's
     # sacrum and C7: a body-detector session must not feed them into those markers.
+    from simspine.annotate import _pseudo_only
     from simspine.io.npz import read_trajectories_npz, write_trajectories_npz
     from simspine.multiview.merge import MergeOptions
-    from simspine.pipeline import _pseudo_only
     from simspine.skeletons import model_marker_names
 
     names = ["Nose", "LShoulder", "RShoulder", "Hip", "Neck", "Head", "LHip", "RHip"]

@@ -170,7 +170,7 @@ def sessions(tmp_path_factory):
 
 
 def _front(path, out):
-    from simspine.pipeline import annotate
+    from simspine.annotate import annotate
 
     return annotate(path, out, biomech=False, report=False, progress=False, log=lambda m: None)
 
@@ -235,7 +235,7 @@ def test_demo_session_has_no_coverage_warning(sessions, tmp_path):
 def test_blackout_second_full_pipeline(sessions, tmp_path):
     """With scaling, IK and FK: keypoints37.trc/.npz and rotations.csv/.npz are NaN and flagged
     in the blackout second; elsewhere close to the run without it."""
-    from simspine.pipeline import annotate
+    from simspine.annotate import annotate
 
     root, paths, _ = sessions
     kw = dict(progress=False, log=lambda m: None, report=False)

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
+from simspine.biomech.fitting import run_ik_pipeline, undetermined_coordinates
 from simspine.biomech.model import prepare_model
-from simspine.biomech.pipeline import run_ik_pipeline, undetermined_coordinates
 from simspine.errors import InputError
 from simspine.synth.motion import generate_motion
 from simspine.synth.subject import perform, random_subject

@@ -264,7 +264,7 @@ def test_pipeline_stores_and_keeps_warnings(truth, tmp_path):
     the plumbing, not the fit.)"""
     import json
 
-    from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.biomech.fitting import run_ik_pipeline
     from simspine.trajectories import Trajectories
 
     kp = truth.keypoints

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+from simspine.annotate import _model_checks, format_summary
 from simspine.annotate_report import run_warnings
-from simspine.pipeline import _model_checks, format_summary
 
 MARKER_WARNING = ("large IK marker error (RMS over the trial): REar 84 mm, Nose 75 mm; the median marker's RMS is "
                   "31.6 mm")

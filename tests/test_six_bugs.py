@@ -118,8 +118,8 @@ def test_triangulate_command_report_mm_matches_px(tmp_path, capsys):
 def test_rotations_csv_columns_hold_their_segment(tmp_path):
     """Each ``<body>_<angle>_deg`` column of rotations.csv (read with pandas) holds that body's angle,
     and the npz agrees."""
+    from simspine.biomech.fitting import write_rotations
     from simspine.biomech.fk import EULER_LABELS, SPINE_SEGMENTS, SpineRotations
-    from simspine.biomech.pipeline import write_rotations
 
     T, S = 4, len(SPINE_SEGMENTS)
     seg = np.array([[[100.0 * s + 10.0 * j + t for j in range(3)] for s in range(S)] for t in range(T)])
@@ -143,7 +143,7 @@ def test_rotations_csv_columns_hold_their_segment(tmp_path):
 def test_ik_errors_csv_is_in_metres(tmp_path):
     """ik_errors.csv's ``rms_m``/``max_m`` (and per-marker ``<marker>_m``) columns, read with
     pandas, hold metres."""
-    from simspine.biomech.pipeline import _write_errors
+    from simspine.biomech.fitting import _write_errors
 
     res = SimpleNamespace(time=np.array([0.0, 0.02]), rms=np.array([0.0123, 0.0045]),
                           max=np.array([0.031, 0.009]), n_markers=np.array([20, 19]),

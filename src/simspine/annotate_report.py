@@ -161,10 +161,10 @@ def _rotations_arrays(rotations):
 
 
 def write_annotate_report(result, path: str | os.PathLike, status: dict) -> Path:
-    """Write the report of an :class:`simspine.pipeline.AnnotateResult` to ``path``.
+    """Write the report of an :class:`simspine.annotate.AnnotateResult` to ``path``.
 
     ``status``: the observation arrays of the run (``time``, ``keypoints`` (T, 37) codes,
-    ``estimated``, ``coverage``), as :func:`simspine.pipeline._observation` returns them.
+    ``estimated``, ``coverage``), as :func:`simspine.annotate._observation` returns them.
     """
     out = Path(result.out_dir)
     summary = result.summary
@@ -225,7 +225,7 @@ def write_annotate_report(result, path: str | os.PathLike, status: dict) -> Path
         sections.append(rp.skeleton_figure(result.filtered.time, tri37, None, labels=("triangulated, filtered", ""),
                                            title="3D keypoints over time: triangulated and filtered (m, OpenSim "
                                                  "ground frame shown Y up)"))
-    from simspine.pipeline import format_summary
+    from simspine.annotate import format_summary
 
     sections.append("<h2>Summary</h2><pre style='white-space:pre-wrap'>" + html.escape(format_summary(summary))
                     + "</pre>")

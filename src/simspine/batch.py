@@ -2,7 +2,7 @@
 
 Like Pose2Sim's batch mode: every sub-folder of ``DIR`` that looks like a session -- it has a
 ``pose``/``pose-sync``/``pose-associated`` folder or a ``*calib*`` folder -- is one task, run by
-:func:`simspine.pipeline.annotate` into ``OUT/<session name>/``. A session without its own
+:func:`simspine.annotate.annotate` into ``OUT/<session name>/``. A session without its own
 calibration folder uses ``DIR``'s, and one without its own ``Config.toml`` takes its frame rate from
 ``DIR/Config.toml`` (Pose2Sim keeps both at the session level above its trials); ``calibration=``
 and ``fps=`` override them. Other sub-folders are listed as ignored.
@@ -156,8 +156,8 @@ def root_frame_rate(session: Path, root: Path, fps=None):
 
 def session_key(session: Path, calibration, options: dict) -> str:
     """Key of a session's inputs (stat only) and options; a session whose recorded key matches is done."""
+    from simspine.annotate import _fingerprint
     from simspine.io.session import session_inputs
-    from simspine.pipeline import _fingerprint
 
     try:
         inputs = _fingerprint(session_inputs(session, calibration))
@@ -189,8 +189,8 @@ def _outcome_numbers(summary: dict) -> dict:
 def annotate_task(session: str, out: str, calibration, options: dict, key: str) -> dict:
     """``annotate`` one session into ``out``; writes ``annotate.log`` and, when it succeeds,
     ``.batch.done.json``. Returns ``{"status", "seconds", "error", "details", frames...}``."""
+    from simspine.annotate import annotate
     from simspine.fileio import write_text_atomic
-    from simspine.pipeline import annotate
 
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
@@ -218,7 +218,7 @@ def annotate_task(session: str, out: str, calibration, options: dict, key: str) 
 def annotate_batch(root, out, *, workers: int | None = None, scheduler: str | None = None, calibration=None,
                    progress: bool = True, log=print, **options) -> BatchSummary:
     """Run ``annotate`` on every session of ``root`` into ``out/<session name>/`` (see the module
-    docstring). ``options``: keyword options of :func:`simspine.pipeline.annotate` (not
+    docstring). ``options``: keyword options of :func:`simspine.annotate.annotate` (not
     ``calibration``, ``resume``, ``progress``, ``log``). Writes ``out/batch_summary.json``.
     Raises :class:`InputError` when ``root`` holds no session."""
     from simspine.fileio import write_text_atomic

@@ -2,7 +2,7 @@
 
 The model's keypoints (SpineTrack-37, from forward kinematics) are finite in every frame the IK
 solved, whether or not the data said anything about them. This module says, per frame and
-keypoint, which it was (pure functions on arrays; :mod:`simspine.pipeline` writes the results):
+keypoint, which it was (pure functions on arrays; :mod:`simspine.annotate` writes the results):
 
 ======  ============  ============================================================================
 code    status        meaning
@@ -217,7 +217,7 @@ def trc_note(cov: dict, fill_unobserved: bool) -> str:
             f"{nan}); per keypoint and frame: keypoints37_status.csv")
 
 
-# ---- writing (used by simspine.pipeline.annotate) ------------------------------------------------
+# ---- writing (used by simspine.annotate.annotate) ------------------------------------------------
 def write_status_csv(path, time: np.ndarray, kp_status: np.ndarray, estimated: np.ndarray):
     """Write :func:`status_csv` to ``path`` atomically."""
     from simspine.fileio import write_text_atomic
@@ -240,7 +240,7 @@ def write_model_outputs(model_dir, keypoints: Trajectories, rotations, kp_status
     import json
     from pathlib import Path
 
-    from simspine.biomech.pipeline import write_rotations
+    from simspine.biomech.fitting import write_rotations
     from simspine.fileio import atomic_path, write_text_atomic
     from simspine.io.npz import write_trajectories_npz
     from simspine.io.trc import write_trc

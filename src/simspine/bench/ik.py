@@ -164,10 +164,10 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
     max marker error m, L5_S1 flexion RMS deg vs truth, keypoint error mm vs truth)."""
     import opensim as osim
 
+    from simspine.biomech.fitting import DEFAULT_SMOOTHNESS_50HZ
     from simspine.biomech.fk import CoordinateTable, coordinates_from_mot, run_fk
     from simspine.biomech.ik import make_backend, smoothness_for_rate, write_ik_mot
     from simspine.biomech.model import load_model
-    from simspine.biomech.pipeline import DEFAULT_SMOOTHNESS_50HZ
     from simspine.io.trc import write_trc
     from simspine.metrics import angle_rmse, mpjpe
 

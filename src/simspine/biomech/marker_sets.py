@@ -502,7 +502,7 @@ def file_digest(path: str | os.PathLike | None) -> str | None:
 
 @dataclass
 class IKInputs:
-    """The inputs of :func:`simspine.biomech.pipeline.run_ik_pipeline` after the lab options:
+    """The inputs of :func:`simspine.biomech.fitting.run_ik_pipeline` after the lab options:
     the generic model (with the lab's markers), the trial's markers (excluded ones dropped), IK
     weights, the markers scaling measures (the static trial, or the trial), given factors (skip
     estimation) or the scaling segments, and ``options`` (what the resume key records)."""

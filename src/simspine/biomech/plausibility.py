@@ -3,7 +3,7 @@
 Every check is a pure function over arrays (plus, for the coordinate ranges, a reader of the
 model's bounds) and returns a list of :class:`PlausibilityWarning` (``code``, ``message``,
 ``details``); an empty list means nothing implausible was seen. ``str(w)`` is the message.
-:func:`simspine.biomech.pipeline.run_ik_pipeline` runs the marker, IK and height checks and
+:func:`simspine.biomech.fitting.run_ik_pipeline` runs the marker, IK and height checks and
 stores the warnings in ``summary.json``; ``simspine fk`` runs :func:`check_motion_units` on its
 input file.
 

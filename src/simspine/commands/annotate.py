@@ -71,13 +71,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from simspine.annotate import annotate, format_summary
     from simspine.commands.ik import marker_options
     from simspine.commands.triangulate import triangulation_options
     from simspine.errors import SimspineError
     from simspine.fileio import ensure_out_dir
     from simspine.multiview.filtering import FilterOptions
     from simspine.multiview.merge import MergeOptions
-    from simspine.pipeline import annotate, format_summary
 
     if (args.batch is None) == (args.session is None):
         raise SimspineError("give either SESSION or --batch DIR")

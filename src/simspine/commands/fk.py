@@ -25,8 +25,8 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    from simspine.biomech.fitting import write_fk_outputs
     from simspine.biomech.fk import Kinematics, coordinates_from_mot
-    from simspine.biomech.pipeline import write_fk_outputs
     from simspine.biomech.plausibility import check_motion_file, coordinate_bounds
     from simspine.fileio import ensure_out_dir
 

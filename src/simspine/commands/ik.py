@@ -83,7 +83,7 @@ def marker_options(args) -> dict:
 
 
 def run(args) -> int:
-    from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.biomech.fitting import run_ik_pipeline
     from simspine.fileio import ensure_out_dir
 
     ensure_out_dir(args.out)

@@ -221,15 +221,15 @@ def project_keypoints(keypoints_yup: np.ndarray, cameras) -> tuple[np.ndarray, n
 
 # ---- the sequence -----------------------------------------------------------------------------
 def solve_ik_fk(markers: Trajectories, model_path: str, smoothness: float):
-    """IK on the scaled model (as :func:`simspine.biomech.pipeline.run_ik_pipeline` does after its
+    """IK on the scaled model (as :func:`simspine.biomech.fitting.run_ik_pipeline` does after its
     scaling: coordinates no marker moves are held at the neutral pose) and FK.
 
     Returns ``(ik_result, keypoints Trajectories, SpineRotations, undetermined coordinate names)``.
     """
+    from simspine.biomech.fitting import UNDETERMINED_PRIOR_WEIGHT, neutral_pose, undetermined_coordinates
     from simspine.biomech.fk import CoordinateTable, Kinematics, run_fk
     from simspine.biomech.ik import default_coordinate_tasks, make_backend, smoothness_for_rate
     from simspine.biomech.model import load_model
-    from simspine.biomech.pipeline import UNDETERMINED_PRIOR_WEIGHT, neutral_pose, undetermined_coordinates
     from simspine.biomech.scaling import present_markers
 
     model = load_model(str(model_path))

@@ -1,7 +1,7 @@
 """The closed loop: synthetic session -> ``simspine annotate`` -> errors against the truth.
 
 :func:`closed_loop` writes a synthetic session, runs the pipeline on it exactly as a user would
-(:func:`run_annotate`, which calls :func:`simspine.pipeline.annotate` and collects what it
+(:func:`run_annotate`, which calls :func:`simspine.annotate.annotate` and collects what it
 wrote), and compares the result with the ground truth (:mod:`simspine.synth.evaluate`).
 """
 
@@ -47,12 +47,12 @@ class Recovered:
 
 def run_annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *, progress: bool = False,
                  log=print, **options) -> Recovered:
-    """Run :func:`simspine.pipeline.annotate` on a session folder and collect its results.
+    """Run :func:`simspine.annotate.annotate` on a session folder and collect its results.
 
     ``options`` go to annotate as they are (``ik_options={"coordinate_tasks": (), "smoothness": 0}``
     switches off the IK's coordinate prior and temporal smoothness, for the noise-free check).
     """
-    from simspine.pipeline import annotate
+    from simspine.annotate import annotate
 
     out_dir = Path(out_dir)
     res = annotate(session_dir, out_dir, progress=progress, log=log, **options)

@@ -123,7 +123,7 @@ def make_session(config: SynthConfig | None = None) -> SyntheticSession:
 
 def write_session(out: str | os.PathLike, session: SyntheticSession) -> Path:
     """Write ``session`` as a Pose2Sim-style folder plus ground truth (layout in the module docstring)."""
-    from simspine.biomech.pipeline import write_rotations
+    from simspine.biomech.fitting import write_rotations
     from simspine.calibration import write_calibration_toml
     from simspine.io.mot import write_mot
     from simspine.io.npz import save_npz

@@ -1,4 +1,4 @@
-"""``simspine.pipeline.annotate`` front end (triangulate -> filter -> merge): outputs, frames, resume."""
+"""``simspine.annotate.annotate`` front end (triangulate -> filter -> merge): outputs, frames, resume."""
 
 import json
 import shutil
@@ -6,13 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
+from simspine.annotate import annotate, load_trusted
 from simspine.calibration import h36m_cameras, write_calibration_toml
 from simspine.errors import InputError
 from simspine.frames import zup_to_yup
 from simspine.io.openpose import write_openpose_folder
 from simspine.io.trc import read_trc
 from simspine.multiview.filtering import FilterOptions
-from simspine.pipeline import annotate, load_trusted
 from simspine.skeletons import H36M_TO_SPINETRACK, h36m32, spinetrack37
 
 T, K, RATE = 60, 37, 50.0

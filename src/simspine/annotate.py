@@ -28,7 +28,7 @@ metres in OpenSim's ground frame (Y up); the calibration's Z-up world is mapped 
 
 Resumable: ``stages.json`` records, per finished front-end stage, a key made of its options and
 its inputs' keys; a stage whose key matches and whose outputs exist is skipped (its outputs are
-read back). The model stages (``model/``, :mod:`simspine.biomech.pipeline`) keep their own state
+read back). The model stages (``model/``, :mod:`simspine.biomech.fitting`) keep their own state
 and skip their finished stages when the merged markers and options are unchanged.
 """
 
@@ -213,7 +213,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         mass, height: subject mass (kg) and, if known, height (m) for scaling.
         ik_backend: IK backend name (``simspine.biomech.ik.make_backend``).
         ik_options: further keyword options of
-            :func:`simspine.biomech.pipeline.run_ik_pipeline` (``coordinate_tasks``,
+            :func:`simspine.biomech.fitting.run_ik_pipeline` (``coordinate_tasks``,
             ``smoothness``, ``accuracy``, ``spine_placement``, ...).
         resume: skip stages whose outputs are up to date (see ``stages.json``).
         fill_unobserved: keep the model's values in frames with too few markers for IK (default:
@@ -400,12 +400,12 @@ def _observation(result: AnnotateResult, fill_unobserved: bool) -> dict:
 
 def _biomech_stages(result: AnnotateResult, mass, height, ik_backend, ik_options: dict, resume, progress,
                     log, obs: dict | None = None) -> None:
-    """scale → IK → FK with the biomechanical core (:func:`simspine.biomech.pipeline.run_ik_pipeline`).
+    """scale → IK → FK with the biomechanical core (:func:`simspine.biomech.fitting.run_ik_pipeline`).
 
     It writes into ``out_dir/model/`` (its own ``summary.json`` and resume state live there) and
     skips its own finished stages when the merged markers and options are unchanged.
     """
-    from simspine.biomech.pipeline import run_ik_pipeline
+    from simspine.biomech.fitting import run_ik_pipeline
 
     model_dir = result.out_dir / "model"
     t0 = time.perf_counter()
