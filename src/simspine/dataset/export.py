@@ -73,15 +73,9 @@ def export_release(path, out) -> list[Path]:
 
 def _rows(st: Store, split: str | None):
     """(subject, sequence name, Sequence) of the sequences of ``split`` that have 2D keypoints."""
-    for s in st.subjects():
-        if split is not None and split_of(s) != split:
-            continue
-        for q in st.sequences(s):
-            seq = st.sequence(s, q)
-            if seq.keypoints2d is None or seq.boxes is None:
-                raise InputError(st.path, f"{s}/{q} has no 2D keypoints/boxes (an official release file?): "
-                                          "only 'release' export works without them")
-            yield s, q, seq
+    for _, seq in st.walk(splits=[split] if split else None, require=("keypoints2d", "boxes"),
+                          purpose="'coco' and 'lift-npz' export (only 'release' works without them)"):
+        yield seq.subject, seq.name, seq
 
 
 def _imgname(s: str, q: str, cam: str, frame: int) -> str:

@@ -137,6 +137,11 @@ class Sequence:
     def n_frames(self) -> int:
         return int(self.markers.shape[0])
 
+    @property
+    def action(self) -> str:
+        """The canonical action (attribute ``action``; else the name before ``_``)."""
+        return str(self.attrs.get("action", self.name.split("_")[0]))
+
 
 class Store:
     """Read a SimSpine HDF5 file: ours or the official release's (same layout).
@@ -216,6 +221,46 @@ class Store:
         for s in self.subjects():
             for q in self.sequences(s):
                 yield self.sequence(s, q)
+
+    def select(self, subjects=None, actions=None, splits=None) -> list[tuple[str, str]]:
+        """``(subject, sequence)`` names of the sequences of ``subjects`` (default: all), whose
+        action is among ``actions`` (any Human3.6M spelling, whole names; default: all) and whose
+        subject is in ``splits`` (``"train"``/``"test"``; default: all), in store order.
+
+        Raises :class:`InputError` naming the file for a subject that is not in it."""
+        from simspine.dataset.h36m import canonical_action
+
+        have = self.subjects()
+        if subjects:
+            missing = [s for s in subjects if s not in have]
+            if missing:
+                raise InputError(self.path, f"subjects not in the store: {', '.join(missing)} (has {', '.join(have)})")
+            have = list(subjects)
+        if splits:
+            have = [s for s in have if split_of(s) in set(splits)]
+        wanted = {canonical_action(a) or a for a in actions} if actions else None
+        out = []
+        for s in have:
+            for q in self.sequences(s):
+                if wanted is None or str(self.f[f"{s}/{q}"].attrs.get("action", q.split("_")[0])) in wanted:
+                    out.append((s, q))
+        return out
+
+    def walk(self, subjects=None, actions=None, splits=None, *, require=(), purpose: str = "this"):
+        """Yield ``(cameras, Sequence)`` for the sequences :meth:`select` picks, one subject's
+        calibration read once. ``require``: extra arrays (``"keypoints37"``, ``"keypoints2d"``...)
+        every sequence must have; one without raises :class:`InputError` saying ``purpose``
+        needs them (an official release file has none)."""
+        cams: dict[str, list[Camera]] = {}
+        for s, q in self.select(subjects, actions, splits):
+            seq = self.sequence(s, q)
+            lacking = [k for k in require if seq.extras.get(k) is None]
+            if lacking:
+                raise InputError(self.path, f"{s}/{q} has no {'/'.join(lacking)} (an official release file?): "
+                                            f"{purpose} needs simspine's extras")
+            if s not in cams:
+                cams[s] = self.calibration(s)
+            yield cams[s], seq
 
 
 def _group():
