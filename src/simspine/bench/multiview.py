@@ -93,41 +93,26 @@ def evaluate(dataset, pred_2d=None, subjects=None, actions=None, step: int = 1) 
     missing: dict[str, dict[str, list]] = {m: {} for m in items}
     used, frames = [], 0
     with Store(dataset) as st:
-        subs = st.subjects()
-        if subjects:
-            unknown = [s for s in subjects if s not in subs]
-            if unknown:
-                raise InputError(dataset, f"subjects not in the store: {', '.join(unknown)} (has {', '.join(subs)})")
-            subs = list(subjects)
-        elif any(s in TEST_SUBJECTS for s in subs):
-            subs = [s for s in subs if s in TEST_SUBJECTS]
-        for s in subs:
-            cams = st.calibration(s)
-            for q in st.sequences(s):
-                seq = st.sequence(s, q)
-                action = str(seq.attrs.get("action", q.split("_")[0]))
-                if actions and action not in actions:
-                    continue
-                if seq.keypoints37 is None or seq.keypoints2d is None:
-                    raise InputError(dataset, f"{s}/{q} has no keypoints37/keypoints2d (an official release "
-                                              "file?): the benchmark needs simspine's extras")
-                sel = np.arange(0, seq.n_frames, step)
-                gt = seq.keypoints37[sel]
-                k2 = seq.keypoints2d[:, sel]
-                sources = {"Oracle (GT 2D)": (k2[..., :2], k2[..., 2])}
-                if pred_2d is not None:
-                    det = _detections(pred_2d, s, q, str(seq.attrs.get("original_name", q)), cams, seq.n_frames)
-                    if det is None:
-                        raise InputError(pred_2d, f"no detections for {s}/{q} (looked for "
-                                                  f"{s}/{q}/pose/<camera>_json/)")
-                    sources["Detected 2D"] = (det[0][:, sel], det[1][:, sel])
-                for m, (uv, conf) in sources.items():
-                    res = triangulate(cams, uv, conf)
-                    pred = zup_to_yup(res.points)
-                    items[m].append((action, pred, gt))
-                    missing[m].setdefault(action, []).append(~np.isfinite(pred).all(-1))
-                used.append(f"{s}/{q}")
-                frames += len(sel)
+        subs = subjects or [s for s in st.subjects() if s in TEST_SUBJECTS] or None
+        for cams, seq in st.walk(subs, actions, require=("keypoints37", "keypoints2d"), purpose="the benchmark"):
+            s, q, action = seq.subject, seq.name, seq.action
+            sel = np.arange(0, seq.n_frames, step)
+            gt = seq.keypoints37[sel]
+            k2 = seq.keypoints2d[:, sel]
+            sources = {"Oracle (GT 2D)": (k2[..., :2], k2[..., 2])}
+            if pred_2d is not None:
+                det = _detections(pred_2d, s, q, str(seq.attrs.get("original_name", q)), cams, seq.n_frames)
+                if det is None:
+                    raise InputError(pred_2d, f"no detections for {s}/{q} (looked for "
+                                              f"{s}/{q}/pose/<camera>_json/)")
+                sources["Detected 2D"] = (det[0][:, sel], det[1][:, sel])
+            for m, (uv, conf) in sources.items():
+                res = triangulate(cams, uv, conf)
+                pred = zup_to_yup(res.points)
+                items[m].append((action, pred, gt))
+                missing[m].setdefault(action, []).append(~np.isfinite(pred).all(-1))
+            used.append(f"{s}/{q}")
+            frames += len(sel)
     if not used:
         raise InputError(dataset, "no sequence to evaluate (check --subjects / --actions)")
     rs = regions(REGION_COLUMNS)
