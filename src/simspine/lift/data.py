@@ -80,46 +80,35 @@ def load_samples(dataset, subjects, variant: str = "full", source: str = "gt", r
     cols = {k: [] for k in ("x2d", "y3d", "action", "subject", "sequence", "camera", "frame")}
     dropped = 0
     with Store(dataset) as st:
-        have = st.subjects()
-        missing = [s for s in subjects if s not in have]
-        if missing:
-            raise InputError(dataset, f"subjects not in the store: {', '.join(missing)} (has {', '.join(have)})")
-        for s in subjects:
-            cams = st.calibration(s)
-            for q in st.sequences(s):
-                seq = st.sequence(s, q)
-                action = str(seq.attrs.get("action", q.split("_")[0]))
-                if actions and action not in actions:
-                    continue
-                if seq.keypoints37 is None or seq.keypoints2d is None:
-                    raise InputError(dataset, f"{s}/{q} has no keypoints37/keypoints2d: lifting needs simspine's extras")
-                rate = float(seq.attrs.get("rate_hz", 50.0))
-                step = max(1, int(round(rate / rate_hz))) if rate_hz > 0 else 1
-                sel = np.arange(0, seq.n_frames, step)
-                if source == "gt":
-                    k2 = seq.keypoints2d[:, sel]
-                    uv, ok = k2[..., :2], k2[..., 2] > 0
-                else:
-                    from simspine.bench.multiview import _detections
+        for cams, seq in st.walk(subjects, actions, require=("keypoints37", "keypoints2d"), purpose="lifting"):
+            s, q, action = seq.subject, seq.name, seq.action
+            rate = float(seq.attrs.get("rate_hz", 50.0))
+            step = max(1, int(round(rate / rate_hz))) if rate_hz > 0 else 1
+            sel = np.arange(0, seq.n_frames, step)
+            if source == "gt":
+                k2 = seq.keypoints2d[:, sel]
+                uv, ok = k2[..., :2], k2[..., 2] > 0
+            else:
+                from simspine.bench.multiview import _detections
 
-                    det = _detections(source, s, q, str(seq.attrs.get("original_name", q)), cams, seq.n_frames)
-                    if det is None:
-                        raise InputError(source, f"no detections for {s}/{q}")
-                    uv, ok = det[0][:, sel], (det[1][:, sel] > 0) & np.isfinite(det[0][:, sel]).all(-1)
-                Xw = yup_to_zup(seq.keypoints37[sel][:, ids])
-                for c, cam in enumerate(cams):
-                    keep = ok[c][:, ids].all(-1)
-                    dropped += int((~keep).sum())
-                    if not keep.any():
-                        continue
-                    n = int(keep.sum())
-                    cols["x2d"].append(uv[c][keep][:, ids])
-                    cols["y3d"].append(cam.world_to_camera(Xw[keep].reshape(-1, 3)).reshape(n, len(ids), 3))
-                    cols["action"] += [action] * n
-                    cols["subject"] += [s] * n
-                    cols["sequence"] += [q] * n
-                    cols["camera"] += [cam.name] * n
-                    cols["frame"].append(sel[keep])
+                det = _detections(source, s, q, str(seq.attrs.get("original_name", q)), cams, seq.n_frames)
+                if det is None:
+                    raise InputError(source, f"no detections for {s}/{q}")
+                uv, ok = det[0][:, sel], (det[1][:, sel] > 0) & np.isfinite(det[0][:, sel]).all(-1)
+            Xw = yup_to_zup(seq.keypoints37[sel][:, ids])
+            for c, cam in enumerate(cams):
+                keep = ok[c][:, ids].all(-1)
+                dropped += int((~keep).sum())
+                if not keep.any():
+                    continue
+                n = int(keep.sum())
+                cols["x2d"].append(uv[c][keep][:, ids])
+                cols["y3d"].append(cam.world_to_camera(Xw[keep].reshape(-1, 3)).reshape(n, len(ids), 3))
+                cols["action"] += [action] * n
+                cols["subject"] += [s] * n
+                cols["sequence"] += [q] * n
+                cols["camera"] += [cam.name] * n
+                cols["frame"].append(sel[keep])
     K = len(ids)
     return LiftSamples(
         x2d=np.concatenate(cols["x2d"]) if cols["x2d"] else np.zeros((0, K, 2)),
