@@ -4,8 +4,9 @@
 single-threaded worker process per core (``workers``; default: the machine's core count) or a
 running scheduler (``scheduler="tcp://host:8786"``; its workers must see the same file system),
 and closes what it opened. :func:`add_cluster_arguments` gives a command the matching
-``--workers N | --scheduler ADDRESS`` options; :func:`error_text` is the one-line text recorded
-for a task that failed.
+``--workers N | --scheduler ADDRESS`` options; :func:`completed` walks the tasks' futures as they
+finish behind a progress bar; :func:`error_text` is the one-line text recorded for a task that
+failed and :func:`failure_details` its traceback.
 """
 
 from __future__ import annotations
@@ -44,6 +45,32 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
 def worker_count(client) -> int:
     """Workers the scheduler knows now."""
     return len(client.scheduler_info().get("workers", {}))
+
+
+def completed(futures: dict, progress: bool = True, desc: str = "tasks", unit: str = "task", label=None):
+    """Yield ``(future, item)`` for ``futures`` (future → item) in the order they finish, with a
+    progress bar over them (``label(item)``, when given, is shown beside it once the caller is done
+    with the item)."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress)
+    try:
+        for fut in as_completed(list(futures)):
+            bar.update(1)
+            yield fut, futures[fut]
+            if label is not None:
+                bar.set_postfix_str(label(futures[fut]))
+    finally:
+        bar.close()
+
+
+def failure_details(future) -> str:
+    """The traceback of a failed ``future``'s exception, as text."""
+    import traceback
+
+    exc = future.exception()
+    return "".join(traceback.format_exception(type(exc), exc, future.traceback()))
 
 
 def error_text(exc: BaseException) -> str:
