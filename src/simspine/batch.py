@@ -264,25 +264,14 @@ def annotate_batch(root, out, *, workers: int | None = None, scheduler: str | No
 
 def _collect(futs: dict, progress: bool) -> None:
     """Wait for the session futures (a progress bar over sessions), filling in each outcome."""
-    from dask.distributed import as_completed
-    from tqdm import tqdm
+    from simspine.scheduling import completed, error_text, failure_details
 
-    from simspine.scheduling import error_text
-
-    bar = tqdm(total=len(futs), desc="sessions", unit="session", disable=not progress)
-    try:
-        for fut in as_completed(list(futs)):
-            o = futs[fut]
-            bar.update(1)
-            if fut.status == "finished":
-                r = fut.result()
-                for k in ("status", "seconds", "error", "details", "frames", "spine_observed", "regions_observed"):
-                    if k in r:
-                        setattr(o, k, r[k])
-            else:  # the worker itself died, or the task could not run
-                exc = fut.exception()
-                o.status, o.error = "failed", error_text(exc)
-                o.details = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
-            bar.set_postfix_str(f"{o.name}: {o.status}")
-    finally:
-        bar.close()
+    for fut, o in completed(futs, progress, "sessions", "session", label=lambda o: f"{o.name}: {o.status}"):
+        if fut.status == "finished":
+            r = fut.result()
+            for k in ("status", "seconds", "error", "details", "frames", "spine_observed", "regions_observed"):
+                if k in r:
+                    setattr(o, k, r[k])
+        else:  # the worker itself died, or the task could not run
+            o.status, o.error = "failed", error_text(fut.exception())
+            o.details = failure_details(fut)

@@ -24,15 +24,14 @@ import hashlib
 import json
 import os
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from simspine.dataset.h36m import SequenceSpec, find_sequences
 from simspine.dataset.sequence import SequenceOptions
 from simspine.errors import InputError
+from simspine.scheduling import dask_client, worker_count
 from simspine.scheduling import error_text as _error_text
-from simspine.scheduling import open_client as _client
 
 WORK_VERSION = 1
 
@@ -206,9 +205,8 @@ def build_dataset(h36m, out, *, spine_2d=None, subjects=None, actions=None, work
         log(f"  {len(summary.skipped)} sequences already done in {work}: skipped")
 
     if todo:
-        client, cluster = _client(workers, scheduler)
-        try:
-            summary.workers = len(client.scheduler_info().get("workers", {}))
+        with dask_client(workers, scheduler) as client:
+            summary.workers = worker_count(client)
             log(f"  Dask: {summary.workers} workers ({scheduler or 'local cluster'}); {len(todo)} sequences to build")
             need = sorted({q.subject for q, _ in todo})
             scaled = {s: client.submit(scale_task, s, by_subject[s], str(work), o, skeys[s],
@@ -216,10 +214,6 @@ def build_dataset(h36m, out, *, spine_2d=None, subjects=None, actions=None, work
             futs = {client.submit(sequence_task, q, scaled[q.subject], str(work), o, k,
                                   key=f"seq-{q.subject}-{q.name}-{k}", pure=False): q for q, k in todo}
             _collect(futs, scaled, summary, done_specs, progress)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
 
     # assemble the store from every finished sequence
     done_specs.sort(key=lambda q: (int(q.subject[1:]) if q.subject[1:].isdigit() else 0, q.subject, q.name))
@@ -250,26 +244,18 @@ def build_dataset(h36m, out, *, spine_2d=None, subjects=None, actions=None, work
 
 def _collect(futs: dict, scaled: dict, summary: BuildSummary, done_specs: list, progress: bool) -> None:
     """Wait for the sequence futures (a progress bar over sequences), recording each outcome."""
-    from dask.distributed import as_completed
-    from tqdm import tqdm
+    from simspine.scheduling import completed, failure_details
 
-    bar = tqdm(total=len(futs), desc="sequences", unit="seq", disable=not progress)
-    try:
-        for fut in as_completed(list(futs)):
-            q = futs[fut]
-            bar.update(1)
-            if fut.status == "finished":
-                summary.built.append(q.uid)
-                done_specs.append(q)
-                continue
-            exc = fut.exception()
-            sfut = scaled[q.subject]
-            if sfut.status == "error":
-                summary.failed[q.uid] = f"scaling subject {q.subject} failed: {_error_text(sfut.exception())}"
-            else:
-                summary.failed[q.uid] = _error_text(exc)
-                if not isinstance(exc, InputError):
-                    tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
-                    summary.failed[q.uid] += f"\n{tb}"
-    finally:
-        bar.close()
+    for fut, q in completed(futs, progress, "sequences", "seq"):
+        if fut.status == "finished":
+            summary.built.append(q.uid)
+            done_specs.append(q)
+            continue
+        exc = fut.exception()
+        sfut = scaled[q.subject]
+        if sfut.status == "error":
+            summary.failed[q.uid] = f"scaling subject {q.subject} failed: {_error_text(sfut.exception())}"
+        else:
+            summary.failed[q.uid] = _error_text(exc)
+            if not isinstance(exc, InputError):
+                summary.failed[q.uid] += f"\n{failure_details(fut)}"
