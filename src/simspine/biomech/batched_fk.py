@@ -1,0 +1,766 @@
+"""Batched forward kinematics of an OpenSim model in PyTorch: many frames in one array operation.
+
+:class:`BatchedKinematics` reads a model through OpenSim's Python API once -- bodies, joints
+(CustomJoint spatial transforms with their function-driven axes, PinJoint, UniversalJoint,
+WeldJoint), the parent/child offset frames, markers, locked coordinates and the coordinate coupler
+constraints -- and then evaluates marker positions, body transforms, arbitrary body stations and
+their exact Jacobians for a batch of frames ``z`` [B, n_indep] of the model's independent
+coordinates (the same free coordinates, in the same order, as
+:class:`simspine.biomech.ik._Kinematic`). Everything is float64 by default and runs on any torch
+device (CPU; a GPU when present).
+
+Conventions (OpenSim's, reproduced exactly; checked against OpenSim in ``tests/test_batched_fk.py``):
+
+* A CustomJoint's mobilizer transform X_FM from its parent offset frame F to its child offset
+  frame M: the three rotation axes are applied in order as body-fixed rotations,
+  R_FM = R(a1, f1) R(a2, f2) R(a3, f3); the three translation axes are expressed in F,
+  p_FM = sum f_k t_k. Each f is the TransformAxis function of its coordinate (LinearFunction,
+  Constant, SimmSpline, PolynomialFunction, MultiplierFunction of those).
+* PinJoint: rotation about the common z axis. UniversalJoint: rotation about x, then about the new
+  y. WeldJoint: identity.
+* A body's transform in its parent body: X_PB = X_PF X_FM X_BM^-1 (X_PF, X_BM: the joint's parent
+  and child offset frames in their bodies).
+* SimmSpline: the cubic spline of Forsythe, Malcolm and Moler that OpenSim's SimmSpline implements
+  (end conditions: the third derivative at each end matches the cubic through the four end
+  points, not a natural spline), extrapolated linearly with the end slopes.
+* Couplers: a dependent coordinate = scale_factor x f(independent coordinate) (any supported
+  one-argument function); locked coordinates stay at their default value.
+
+The Jacobian (:meth:`BatchedKinematics.markers_and_jacobian`) is analytic: every joint axis
+contributes a spatial velocity (rotation: w, -w x o; translation: 0, t) per unit of its function
+value; times the function's derivative and the coordinate's derivative with respect to z, summed
+down the tree, a point's velocity is w x X + v.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from simspine.errors import InputError
+
+_TINY = 1e-5  # OpenSim's TINY_NUMBER in SimmSpline (minimum knot spacing)
+
+
+# --------------------------------------------------------------------------------------------
+# Functions of one coordinate
+# --------------------------------------------------------------------------------------------
+
+
+def simm_spline_coefficients(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients (b, c, d), each (n,), of OpenSim's SimmSpline through knots ``x`` and ``y``.
+
+    On interval k the spline is y_k + dx (b_k + dx (c_k + dx d_k)), dx = x - x_k. The system is the
+    tridiagonal one of Forsythe-Malcolm-Moler with end conditions from divided differences of the
+    third derivative (as OpenSim computes them, including its minimum knot spacing).
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    n = len(x)
+    if n < 2:
+        raise InputError(None, "a SimmSpline needs at least 2 points")
+    b, c, d = np.zeros(n), np.zeros(n), np.zeros(n)
+    if n == 2:
+        b[:] = (y[1] - y[0]) / max(_TINY, x[1] - x[0])
+        return b, c, d
+    h = np.maximum(_TINY, np.diff(x))  # interval widths
+    d[: n - 1] = h
+    slope = (y[1:] - y[:-1]) / h
+    # Diagonal (b) and right-hand side (c): second differences of the slopes inside.
+    b[1: n - 1] = 2.0 * (h[:-1] + h[1:])
+    c[1: n - 1] = slope[1:] - slope[:-1]
+    b[0] = -h[0]
+    b[n - 1] = -h[n - 2]
+    c[0] = c[n - 1] = 0.0
+    if n > 3:
+        d31 = max(_TINY, x[3] - x[1])
+        d20 = max(_TINY, x[2] - x[0])
+        d1 = max(_TINY, x[n - 1] - x[n - 3])
+        d2 = max(_TINY, x[n - 2] - x[n - 4])
+        d30 = max(_TINY, x[3] - x[0])
+        d3 = max(_TINY, x[n - 1] - x[n - 4])
+        c[0] = (c[2] / d31 - c[1] / d20) * h[0] * h[0] / d30
+        c[n - 1] = -(c[n - 2] / d1 - c[n - 3] / d2) * h[n - 2] * h[n - 2] / d3
+    # Forward elimination then back substitution (the off-diagonal is h).
+    for i in range(1, n):
+        t = d[i - 1] / b[i - 1]
+        b[i] -= t * d[i - 1]
+        c[i] -= t * c[i - 1]
+    c[n - 1] /= b[n - 1]
+    for i in range(n - 2, -1, -1):
+        c[i] = (c[i] - d[i] * c[i + 1]) / b[i]
+    # Polynomial coefficients.
+    b[n - 1] = (y[n - 1] - y[n - 2]) / h[n - 2] + h[n - 2] * (c[n - 2] + 2.0 * c[n - 1])
+    b[: n - 1] = (y[1:] - y[:-1]) / h - h * (c[1:] + 2.0 * c[:-1])
+    d[: n - 1] = (c[1:] - c[:-1]) / h
+    c *= 3.0
+    d[n - 1] = d[n - 2]
+    return b, c, d
+
+
+class _Fn:
+    """A scalar function of one coordinate, evaluated over a batch: value and derivative."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def to(self, dtype, device) -> _Fn:
+        return self
+
+
+@dataclass
+class _Affine(_Fn):
+    slope: float
+    intercept: float
+
+    def __call__(self, x):
+        return x * self.slope + self.intercept, torch.full_like(x, self.slope)
+
+
+@dataclass
+class _Scaled(_Fn):
+    scale: float
+    inner: _Fn
+
+    def __call__(self, x):
+        v, dv = self.inner(x)
+        return self.scale * v, self.scale * dv
+
+    def to(self, dtype, device):
+        return _Scaled(self.scale, self.inner.to(dtype, device))
+
+
+@dataclass
+class _Polynomial(_Fn):
+    coeffs: tuple[float, ...]  # highest power first (SimTK::Function::Polynomial)
+
+    def __call__(self, x):
+        v = torch.zeros_like(x)
+        dv = torch.zeros_like(x)
+        for c in self.coeffs:  # Horner, value and derivative together
+            dv = dv * x + v
+            v = v * x + c
+        return v, dv
+
+
+class _SimmSpline(_Fn):
+    def __init__(self, x, y, dtype=torch.float64, device="cpu"):
+        self.xs, self.ys = np.asarray(x, float), np.asarray(y, float)
+        b, c, d = simm_spline_coefficients(self.xs, self.ys)
+        t = dict(dtype=dtype, device=device)
+        self.x, self.y = torch.tensor(self.xs, **t), torch.tensor(self.ys, **t)
+        self.b, self.c, self.d = torch.tensor(b, **t), torch.tensor(c, **t), torch.tensor(d, **t)
+        self.n = len(self.xs)
+
+    def to(self, dtype, device):
+        return _SimmSpline(self.xs, self.ys, dtype, device)
+
+    def __call__(self, x):
+        n = self.n
+        k = torch.clamp(torch.searchsorted(self.x, x.detach().contiguous(), right=True) - 1, 0, n - 2)
+        dx = x - self.x[k]
+        b, c, d = self.b[k], self.c[k], self.d[k]
+        v = self.y[k] + dx * (b + dx * (c + dx * d))
+        dv = b + dx * (2.0 * c + 3.0 * dx * d)
+        lo, hi = x < self.x[0], x > self.x[n - 1]
+        v = torch.where(lo, self.y[0] + (x - self.x[0]) * self.b[0], v)
+        v = torch.where(hi, self.y[n - 1] + (x - self.x[n - 1]) * self.b[n - 1], v)
+        dv = torch.where(lo, self.b[0].expand_as(dv), dv)
+        dv = torch.where(hi, self.b[n - 1].expand_as(dv), dv)
+        return v, dv
+
+
+def _read_function(osim, f, where: str) -> _Fn:
+    """The torch evaluator of an ``opensim.Function`` (``where`` names its owner for errors)."""
+    kind = f.getConcreteClassName()
+    if kind == "LinearFunction":
+        g = osim.LinearFunction.safeDownCast(f)
+        return _Affine(float(g.getSlope()), float(g.getIntercept()))
+    if kind == "Constant":
+        return _Affine(0.0, float(osim.Constant.safeDownCast(f).getValue()))
+    if kind == "SimmSpline":
+        g = osim.SimmSpline.safeDownCast(f)
+        n = g.getSize()
+        return _SimmSpline([g.getX(i) for i in range(n)], [g.getY(i) for i in range(n)])
+    if kind == "MultiplierFunction":
+        g = osim.MultiplierFunction.safeDownCast(f)
+        inner = _read_function(osim, g.getFunction(), where)
+        s = float(g.getScale())
+        if isinstance(inner, _Affine):
+            return _Affine(s * inner.slope, s * inner.intercept)
+        return _Scaled(s, inner)
+    if kind == "PolynomialFunction":
+        g = osim.PolynomialFunction.safeDownCast(f)
+        v = g.getCoefficients()
+        return _Polynomial(tuple(float(v.get(i)) for i in range(v.size())))
+    raise InputError(None, f"{where}: function type {kind} is not supported by the batched kinematics "
+                           "(supported: LinearFunction, Constant, SimmSpline, PolynomialFunction, "
+                           "MultiplierFunction of those)")
+
+
+# --------------------------------------------------------------------------------------------
+# Model reading
+# --------------------------------------------------------------------------------------------
+
+
+def _transform_in_base(frame) -> tuple[np.ndarray, np.ndarray]:
+    """(R (3, 3), p (3,)) of an OpenSim frame in its base frame (its body)."""
+    t = frame.findTransformInBaseFrame()
+    r, p = t.R(), t.p()
+    return (np.array([[r.get(i, j) for j in range(3)] for i in range(3)]),
+            np.array([p.get(i) for i in range(3)]))
+
+
+@dataclass
+class _Axis:
+    """One joint axis: ``kind`` 'rot' or 'trans', unit ``direction`` (3,) in the joint's F frame
+    (for rotations: in the frame rotated by the joint's earlier axes), coordinate index (-1: none)
+    and function."""
+
+    kind: str
+    direction: np.ndarray
+    coord: int
+    fn: _Fn
+
+
+def _joint_axes(osim, joint, coord_index: dict[str, int]) -> list[_Axis]:
+    """The joint's 3 rotation axes then 3 translation axes (OpenSim/Simbody conventions)."""
+    kind = joint.getConcreteClassName()
+    name = joint.getName()
+    ex, ey, ez = np.eye(3)
+    zero = _Affine(0.0, 0.0)
+    ident = _Affine(1.0, 0.0)
+    coords = [joint.get_coordinates(k).getName() for k in range(joint.numCoordinates())]
+
+    def rot(d, c=None):
+        return _Axis("rot", d, -1 if c is None else coord_index[c], zero if c is None else ident)
+
+    trans_none = [_Axis("trans", d, -1, zero) for d in (ex, ey, ez)]
+    if kind == "WeldJoint":
+        return [rot(ex), rot(ey), rot(ez)] + trans_none
+    if kind == "PinJoint":
+        return [rot(ez, coords[0]), rot(ex), rot(ey)] + trans_none
+    if kind == "UniversalJoint":
+        return [rot(ex, coords[0]), rot(ey, coords[1]), rot(ez)] + trans_none
+    if kind != "CustomJoint":
+        raise InputError(None, f"joint {name} is a {kind}, which the batched kinematics does not support "
+                               "(supported: CustomJoint, PinJoint, UniversalJoint, WeldJoint)")
+    st = osim.CustomJoint.safeDownCast(joint).getSpatialTransform()
+    out = []
+    for k in range(6):
+        ta = st.getTransformAxis(k)
+        names = ta.getCoordinateNames()
+        used = [names.getValue(i) for i in range(names.size())]
+        a = ta.getAxis()
+        d = np.array([a.get(0), a.get(1), a.get(2)], float)
+        nrm = np.linalg.norm(d)
+        if nrm == 0:
+            raise InputError(None, f"joint {name}: transform axis {k} has a zero direction")
+        d = d / nrm
+        if len(used) > 1:
+            raise InputError(None, f"joint {name}: transform axis {k} depends on {len(used)} coordinates "
+                                   "(the batched kinematics supports one per axis)")
+        where = f"joint {name} axis {k}"
+        if not ta.hasFunction():
+            fn = ident if used else zero
+        else:
+            fn = _read_function(osim, ta.get_function(), where)
+        if used and used[0] not in coord_index:
+            raise InputError(None, f"{where}: unknown coordinate {used[0]}")
+        c = coord_index[used[0]] if used else -1
+        if c < 0 and not (isinstance(fn, _Affine)):
+            raise InputError(None, f"{where}: a non-constant function without a coordinate")
+        out.append(_Axis("rot" if k < 3 else "trans", d, c, fn))
+    return out
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+class BatchedKinematics:
+    """Forward kinematics of an OpenSim model over a batch of frames (see the module docstring).
+
+    Build with :meth:`from_model`. Inputs ``z`` are [B, n_indep] tensors of the independent
+    coordinates (:attr:`independent_names`, rad / m); outputs are in OpenSim's ground frame,
+    metres.
+
+    Attributes:
+        coordinate_names: every coordinate, model CoordinateSet order.
+        independent_names: the free coordinates (not locked, not coupler-dependent), in the order
+            of :class:`simspine.biomech.ik._Kinematic`'s ``free_names``.
+        lower, upper: [n_indep] IK bounds, as :class:`~simspine.biomech.ik._Kinematic` uses them:
+            the model ranges, except the root joint's coordinates (pelvis in ground), which are
+            unbounded (+-inf).
+        range_lower, range_upper: [n_indep] the model ranges of all independent coordinates.
+        default: [n_indep] the coordinates' default values.
+        marker_names, body_names: model order (markers can be changed with
+            :meth:`set_marker_locations`).
+    """
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_model(cls, model, *, dtype=torch.float64, device="cpu") -> BatchedKinematics:
+        """Read ``model`` (an ``opensim.Model`` or a path to a ``.osim``) into a batched engine.
+
+        Raises:
+            InputError: a joint type, transform-axis function or coupler the engine does not
+                support (naming the joint / constraint), or a model that is not a tree.
+        """
+        from simspine.biomech.model import _quiet_opensim, coordinate_info, load_model
+
+        osim = _quiet_opensim()
+        source = None
+        if model is None or isinstance(model, (str, os.PathLike)):
+            source = model
+            model = load_model(model)
+        try:
+            return cls._read(osim, model, coordinate_info, dtype, device)
+        except InputError as e:
+            if source is not None and e.source is None:
+                raise InputError(source, e.problem) from None
+            raise
+
+    @classmethod
+    def _read(cls, osim, model, coordinate_info, dtype, device) -> BatchedKinematics:
+        self = cls.__new__(cls)
+        self.dtype, self.device = dtype, torch.device(device)
+        if not model.isValidSystem():
+            model.initSystem()
+        info = coordinate_info(model)
+        self.coordinate_names = [c.name for c in info]
+        cidx = {n: i for i, n in enumerate(self.coordinate_names)}
+        free = [i for i, c in enumerate(info) if not c.dependent and not c.locked]
+        self.independent_names = [self.coordinate_names[i] for i in free]
+        self._free_idx = free
+
+        bs = model.getBodySet()
+        self.body_names = [bs.get(i).getName() for i in range(bs.getSize())]
+        bidx = {n: i for i, n in enumerate(self.body_names)}
+
+        # Joints: one per body (a tree); parent body index -1 = ground.
+        js = model.getJointSet()
+        joint_of_body: dict[int, tuple] = {}
+        root_coords: set[int] = set()
+        for j in range(js.getSize()):
+            jt = js.get(j)
+            pf, cf = jt.getParentFrame(), jt.getChildFrame()
+            pb, cb = pf.findBaseFrame().getName(), cf.findBaseFrame().getName()
+            if cb not in bidx:
+                raise InputError(None, f"joint {jt.getName()}: child frame is not on a body ({cb})")
+            if bidx[cb] in joint_of_body:
+                raise InputError(None, f"joint {jt.getName()}: body {cb} is the child of two joints "
+                                       "(closed loops are not supported)")
+            axes = _joint_axes(osim, jt, cidx)
+            parent = -1 if pb == "ground" else bidx.get(pb)
+            if parent is None:
+                raise InputError(None, f"joint {jt.getName()}: parent frame is not on a body ({pb})")
+            if parent == -1:
+                root_coords.update(a.coord for a in axes if a.coord >= 0)
+            joint_of_body[bidx[cb]] = (jt.getName(), parent, _transform_in_base(pf), _transform_in_base(cf), axes)
+        missing = [self.body_names[b] for b in range(len(self.body_names)) if b not in joint_of_body]
+        if missing:
+            raise InputError(None, f"bodies without a joint: {', '.join(missing)}")
+
+        # Topological levels (depth from ground).
+        depth: dict[int, int] = {}
+
+        def dep(b, seen=()):
+            if b in depth:
+                return depth[b]
+            if b in seen:
+                raise InputError(None, f"the joints form a loop at body {self.body_names[b]}")
+            p = joint_of_body[b][1]
+            depth[b] = 0 if p == -1 else dep(p, seen + (b,)) + 1
+            return depth[b]
+
+        for b in joint_of_body:
+            dep(b)
+        # Internal order: bodies sorted by depth (stable in model order); joint index = position.
+        order = sorted(range(len(self.body_names)), key=lambda b: (depth[b], b))
+        pos = {b: k for k, b in enumerate(order)}
+        self._order = order
+        self._to_model_order = torch.tensor([pos[b] for b in range(len(order))], device=self.device)
+        self.joint_names = [joint_of_body[b][0] for b in order]
+        nj = len(order)
+        self._levels = []  # (start, stop, parent positions or None for ground)
+        k = 0
+        while k < nj:
+            d = depth[order[k]]
+            stop = k
+            while stop < nj and depth[order[stop]] == d:
+                stop += 1
+            parents = [pos[joint_of_body[order[i]][1]] if joint_of_body[order[i]][1] >= 0 else -1
+                       for i in range(k, stop)]
+            if d == 0 and any(p != -1 for p in parents):  # pragma: no cover - depth 0 is ground's child
+                raise InputError(None, "inconsistent tree")
+            self._levels.append((k, stop, None if d == 0 else torch.tensor(parents, device=self.device)))
+            k = stop
+
+        # Per-joint constants (internal order).
+        t = dict(dtype=dtype, device=self.device)
+        R_PF = np.stack([joint_of_body[b][2][0] for b in order])
+        p_PF = np.stack([joint_of_body[b][2][1] for b in order])
+        R_BM = np.stack([joint_of_body[b][3][0] for b in order])
+        p_BM = np.stack([joint_of_body[b][3][1] for b in order])
+        R_MB = np.transpose(R_BM, (0, 2, 1))
+        p_MB = -np.einsum("jab,jb->ja", R_MB, p_BM)
+        self._R_PF, self._p_PF = torch.tensor(R_PF, **t), torch.tensor(p_PF, **t)
+        self._R_MB, self._p_MB = torch.tensor(R_MB, **t), torch.tensor(p_MB, **t)
+        axes = [joint_of_body[b][4] for b in order]
+        dirs = np.array([[a.direction for a in ax] for ax in axes])  # [J, 6, 3]
+        self._rot_dir = torch.tensor(dirs[:, :3], **t)
+        self._trans_dir = torch.tensor(dirs[:, 3:], **t)
+        K = np.array([[_skew(d) for d in row] for row in dirs[:, :3]])  # [J, 3, 3, 3]
+        self._K = torch.tensor(K, **t)
+        self._K2 = self._K @ self._K
+        flat = [a for ax in axes for a in ax]
+        self._axis_coord = torch.tensor([max(a.coord, 0) for a in flat], device=self.device)
+        aff = [isinstance(a.fn, _Affine) for a in flat]
+        self._aff_slope = torch.tensor([a.fn.slope if f else 0.0 for a, f in zip(flat, aff, strict=True)], **t)
+        self._aff_icpt = torch.tensor([a.fn.intercept if f else 0.0 for a, f in zip(flat, aff, strict=True)], **t)
+        self._general = [(i, a.coord, a.fn.to(dtype, self.device)) for i, (a, f) in enumerate(zip(flat, aff, strict=True))
+                         if not f]
+        n_axes = len(flat)
+        # Column gather: affine columns 0..n_axes-1, general ones after.
+        gather = list(range(n_axes))
+        for g, (i, _, _) in enumerate(self._general):
+            gather[i] = n_axes + g
+        self._axis_gather = torch.tensor(gather, device=self.device)
+
+        # Coordinates: q = base + C z for free, locked and linearly coupled coordinates; other
+        # couplers are evaluated in dependency order.
+        nc, n = len(info), len(free)
+        base = np.array([c.default for c in info], float)
+        C = np.zeros((nc, n))
+        for k2, i in enumerate(free):
+            C[i, k2] = 1.0
+            base[i] = 0.0
+        self._couplers: list[tuple[int, int, _Fn]] = []
+        from simspine.biomech.model import coupler_constraints
+
+        pending = list(coupler_constraints(model))
+        dependents = {cidx[cp.dependent] for cp in pending}
+        known = set(free) | {i for i, c in enumerate(info) if c.locked and i not in dependents}
+        resolved_linear: set[int] = set()
+        while pending:
+            progress = False
+            for cp in list(pending):
+                if len(cp.independent) != 1:
+                    raise InputError(None, f"constraint {cp.name}: couplers of {len(cp.independent)} "
+                                           "coordinates are not supported by the batched kinematics")
+                src = cidx[cp.independent[0]]
+                if src not in known:
+                    continue
+                fn = _read_function(osim, cp.function, f"constraint {cp.name}")
+                fn = _Scaled(cp.scale, fn) if not isinstance(fn, _Affine) else _Affine(cp.scale * fn.slope, cp.scale * fn.intercept)
+                dst = cidx[cp.dependent]
+                if isinstance(fn, _Affine) and (src in free or src in resolved_linear or src not in dependents):
+                    # Linear in z: fold into base + C z.
+                    base[dst] = fn.intercept + fn.slope * base[src]
+                    C[dst] = fn.slope * C[src]
+                    resolved_linear.add(dst)
+                else:
+                    base[dst] = 0.0
+                    self._couplers.append((dst, src, fn.to(dtype, self.device)))
+                known.add(dst)
+                pending.remove(cp)
+                progress = True
+            if not progress:
+                raise InputError(None, "coupler constraints depend on each other in a loop: "
+                                       + ", ".join(cp.name for cp in pending))
+        undriven = [self.coordinate_names[i] for i, c in enumerate(info) if c.dependent and i not in known]
+        if undriven:
+            raise InputError(None, "dependent coordinates without a coupler constraint: " + ", ".join(undriven))
+        self._base = torch.tensor(base, **t)
+        self._C = torch.tensor(C, **t)
+        self._CT = self._C.T.contiguous()
+
+        # Bounds.
+        rng = np.array([info[i].range for i in free], float).reshape(-1, 2)
+        self.range_lower = torch.tensor(rng[:, 0], **t)
+        self.range_upper = torch.tensor(rng[:, 1], **t)
+        root = np.array([i in root_coords for i in free], bool)
+        self.lower = torch.tensor(np.where(root, -np.inf, rng[:, 0]), **t)
+        self.upper = torch.tensor(np.where(root, np.inf, rng[:, 1]), **t)
+        self.default = torch.tensor([info[i].default for i in free], **t)
+
+        # Markers.
+        ms = model.getMarkerSet()
+        names, bodies, locs = [], [], []
+        for i in range(ms.getSize()):
+            m = ms.get(i)
+            frame = m.getParentFrame()
+            body = frame.findBaseFrame().getName()
+            if body not in bidx:
+                raise InputError(None, f"marker {m.getName()} is on {body}, not on a body")
+            R, p = _transform_in_base(frame)
+            loc = m.get_location()
+            names.append(m.getName())
+            bodies.append(body)
+            locs.append(R @ np.array([loc.get(0), loc.get(1), loc.get(2)]) + p)
+        self.marker_names = []
+        self._marker_body = torch.zeros(0, dtype=torch.long, device=self.device)
+        self._marker_loc = torch.zeros((0, 3), **t)
+        if names:
+            self.set_marker_locations(names, bodies, np.array(locs))
+        return self
+
+    # ---- markers ------------------------------------------------------------------------------
+
+    def set_marker_locations(self, names: list[str], bodies: list[str], locations) -> None:
+        """Move (or add) markers: ``locations`` [len(names), 3] metres in the frame of each body
+        of ``bodies`` (e.g. after marker registration). Unnamed markers stay as they are."""
+        locations = torch.as_tensor(np.asarray(locations, float) if not torch.is_tensor(locations) else locations,
+                                    dtype=self.dtype, device=self.device).reshape(-1, 3)
+        if not (len(names) == len(bodies) == locations.shape[0]):
+            raise InputError(None, f"set_marker_locations: {len(names)} names, {len(bodies)} bodies, "
+                                   f"{locations.shape[0]} locations")
+        bad = [b for b in bodies if b not in self.body_names]
+        if bad:
+            raise InputError(None, f"set_marker_locations: no body named {', '.join(sorted(set(bad)))}")
+        mb = self._marker_body.tolist()
+        ml = [row for row in self._marker_loc]
+        index = {n: i for i, n in enumerate(self.marker_names)}
+        for n, b, loc in zip(names, bodies, locations, strict=True):
+            if n in index:
+                mb[index[n]] = self.body_names.index(b)
+                ml[index[n]] = loc
+            else:
+                index[n] = len(self.marker_names)
+                self.marker_names.append(n)
+                mb.append(self.body_names.index(b))
+                ml.append(loc)
+        self._marker_body = torch.tensor(mb, dtype=torch.long, device=self.device)
+        self._marker_loc = torch.stack(ml) if ml else self._marker_loc
+
+    def _marker_rows(self, names) -> tuple[torch.Tensor, torch.Tensor]:
+        if names is None:
+            return self._marker_body, self._marker_loc
+        index = {n: i for i, n in enumerate(self.marker_names)}
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise InputError(None, f"the model has no marker {', '.join(unknown)}")
+        rows = torch.tensor([index[n] for n in names], dtype=torch.long, device=self.device)
+        return self._marker_body[rows], self._marker_loc[rows]
+
+    def _body_rows(self, body_names: Sequence[str]) -> torch.Tensor:
+        index = {n: i for i, n in enumerate(self.body_names)}
+        unknown = [n for n in body_names if n not in index]
+        if unknown:
+            raise InputError(None, f"the model has no body {', '.join(unknown)}")
+        return torch.tensor([index[n] for n in body_names], dtype=torch.long, device=self.device)
+
+    # ---- evaluation ---------------------------------------------------------------------------
+
+    def _z(self, z) -> torch.Tensor:
+        z = torch.as_tensor(z, dtype=self.dtype, device=self.device)
+        if z.ndim != 2 or z.shape[1] != len(self.independent_names):
+            raise InputError(None, f"z must be [B, {len(self.independent_names)}], got {tuple(z.shape)}")
+        return z
+
+    def full_coordinates(self, z) -> torch.Tensor:
+        """All coordinates [B, n_coords] (rad / m, :attr:`coordinate_names` order) from z [B, n_indep]:
+        couplers applied, locked coordinates at their default."""
+        return self._full(self._z(z))[0]
+
+    def _full(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """q [B, nc] and, where couplers are nonlinear, dq/dz [B, nc, n] (else None: C)."""
+        q = self._base + z @ self._CT
+        if not self._couplers:
+            return q, None
+        dq = self._C.expand(z.shape[0], -1, -1).clone()
+        q = q.clone()
+        for dst, src, fn in self._couplers:
+            v, dv = fn(q[:, src])
+            q[:, dst] = v
+            dq[:, dst] = dv[:, None] * dq[:, src]
+        return q, dq
+
+    def _axis_values(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values and derivatives (wrt their coordinate) of every joint axis function, [B, J, 6]."""
+        qa = q[:, self._axis_coord]
+        v = qa * self._aff_slope + self._aff_icpt
+        dv = self._aff_slope.expand_as(v)
+        if self._general:
+            gv, gd = zip(*(fn(q[:, c]) for _, c, fn in self._general), strict=True)
+            v = torch.cat([v, torch.stack(gv, 1)], 1)[:, self._axis_gather]
+            dv = torch.cat([dv, torch.stack(gd, 1)], 1)[:, self._axis_gather]
+        B = q.shape[0]
+        return v.reshape(B, -1, 6), dv.reshape(B, -1, 6)
+
+    def _joint_local(self, v: torch.Tensor):
+        """Per joint: the axis rotations [B, J, 3, 3, 3], R_FM, p_FM, and X_PB (R, p)."""
+        th = v[..., :3]
+        s, c = torch.sin(th)[..., None, None], torch.cos(th)[..., None, None]
+        Rk = torch.eye(3, dtype=v.dtype, device=v.device) + s * self._K + (1.0 - c) * self._K2
+        R_FM = Rk[:, :, 0] @ Rk[:, :, 1] @ Rk[:, :, 2]
+        p_FM = torch.einsum("bjk,jkc->bjc", v[..., 3:], self._trans_dir)
+        R_FB = R_FM @ self._R_MB
+        p_FB = p_FM + (R_FM @ self._p_MB[..., None])[..., 0]
+        R_PB = self._R_PF @ R_FB
+        p_PB = self._p_PF + (self._R_PF @ p_FB[..., None])[..., 0]
+        return Rk, R_FM, p_FM, R_PB, p_PB
+
+    def _compose(self, R_PB: torch.Tensor, p_PB: torch.Tensor):
+        """Ground transforms of every body (internal order) from the local ones, level by level."""
+        Rs, ps = [], []
+        for start, stop, parents in self._levels:
+            if parents is None:
+                Rs.append(R_PB[:, start:stop])
+                ps.append(p_PB[:, start:stop])
+                continue
+            R_all, p_all = torch.cat(Rs, 1), torch.cat(ps, 1)
+            Rp, pp = R_all[:, parents], p_all[:, parents]
+            Rs.append(Rp @ R_PB[:, start:stop])
+            ps.append(pp + (Rp @ p_PB[:, start:stop, :, None])[..., 0])
+        return torch.cat(Rs, 1), torch.cat(ps, 1)
+
+    def _parent_ground(self, R_G: torch.Tensor, p_G: torch.Tensor):
+        """Ground transform of every joint's parent body (identity for ground), internal order."""
+        B = R_G.shape[0]
+        eye = torch.eye(3, dtype=R_G.dtype, device=R_G.device).expand(B, 1, 3, 3)
+        zero = torch.zeros(B, 1, 3, dtype=R_G.dtype, device=R_G.device)
+        R_ext, p_ext = torch.cat([R_G, eye], 1), torch.cat([p_G, zero], 1)
+        idx = self._parent_index_ext()
+        return R_ext[:, idx], p_ext[:, idx]
+
+    def _parent_index_ext(self) -> torch.Tensor:
+        if not hasattr(self, "_pidx_ext"):
+            nj = len(self.joint_names)
+            idx = []
+            for start, stop, parents in self._levels:
+                idx += [nj] * (stop - start) if parents is None else parents.tolist()
+            self._pidx_ext = torch.tensor(idx, dtype=torch.long, device=self.device)
+        return self._pidx_ext
+
+    def _ground(self, z: torch.Tensor):
+        q, dq = self._full(z)
+        v, dv = self._axis_values(q)
+        Rk, R_FM, p_FM, R_PB, p_PB = self._joint_local(v)
+        R_G, p_G = self._compose(R_PB, p_PB)
+        return q, dq, v, dv, Rk, R_FM, p_FM, R_G, p_G
+
+    def body_transforms(self, z) -> tuple[torch.Tensor, torch.Tensor]:
+        """Body orientations R [B, n_bodies, 3, 3] and origins p [B, n_bodies, 3] (m) in ground,
+        :attr:`body_names` order."""
+        R_G, p_G = self._ground(self._z(z))[-2:]
+        return R_G[:, self._to_model_order], p_G[:, self._to_model_order]
+
+    def stations(self, z, body_names: list[str], locations) -> torch.Tensor:
+        """Points fixed on bodies in ground [B, S, 3] (m): ``body_names`` [S], ``locations`` [S, 3]
+        metres in each body's frame."""
+        R, p = self.body_transforms(z)
+        rows = self._body_rows(body_names)
+        loc = torch.as_tensor(locations, dtype=self.dtype, device=self.device).reshape(-1, 3)
+        return p[:, rows] + (R[:, rows] @ loc[..., None])[..., 0]
+
+    def markers(self, z, names: list[str] | None = None) -> torch.Tensor:
+        """Marker positions [B, M, 3] in ground (m), ``names`` order (default: :attr:`marker_names`)."""
+        body, loc = self._marker_rows(names)
+        R, p = self.body_transforms(z)
+        return p[:, body] + (R[:, body] @ loc[..., None])[..., 0]
+
+    def _body_velocity_jacobians(self, z: torch.Tensor):
+        """Body ground transforms (model order) and each body's Jacobian of (w, v) with respect to
+        z: w [B, nb, 3, n] angular, v [B, nb, 3, n] the velocity of the point at the ground origin
+        moving with the body (a point X of the body moves at w x X + v)."""
+        q, dq, v, dv, Rk, R_FM, p_FM, R_G, p_G = self._ground(z)
+        R_GP, p_GP = self._parent_ground(R_G, p_G)
+        R_GF = R_GP @ self._R_PF
+        p_GF = p_GP + (R_GP @ self._p_PF[..., None])[..., 0]
+        # Rotation axes in ground: axis k is rotated by the joint's earlier rotations.
+        R01 = Rk[:, :, 0] @ Rk[:, :, 1]
+        a = self._rot_dir
+        w_axes = torch.stack([
+            (R_GF @ a[:, 0, :, None])[..., 0],
+            (R_GF @ (Rk[:, :, 0] @ a[:, 1, :, None]))[..., 0],
+            (R_GF @ (R01 @ a[:, 2, :, None]))[..., 0],
+        ], 2)  # [B, J, 3, 3]
+        t_axes = (R_GF[:, :, None] @ self._trans_dir[None, ..., None])[..., 0]  # [B, J, 3, 3]
+        o = p_GF + (R_GF @ p_FM[..., None])[..., 0]  # pivot: M origin in ground [B, J, 3]
+        # dv/dz per axis: function derivative x dq/dz of the axis's coordinate.
+        B, J = v.shape[:2]
+        n = z.shape[1]
+        dqa = self._C[self._axis_coord] if dq is None else dq[:, self._axis_coord]  # [(B), J*6, n]
+        G = dv.reshape(B, J * 6, 1) * dqa  # [B, J*6, n]
+        G = G.reshape(B, J, 6, n)
+        W = torch.einsum("bjkc,bjkn->bjcn", w_axes, G[:, :, :3])
+        T = torch.einsum("bjkc,bjkn->bjcn", t_axes, G[:, :, 3:])
+        V = T - torch.linalg.cross(W, o[..., None].expand_as(W), dim=2)
+        # Accumulate down the tree.
+        Ws, Vs = [], []
+        for start, stop, parents in self._levels:
+            if parents is None:
+                Ws.append(W[:, start:stop])
+                Vs.append(V[:, start:stop])
+                continue
+            W_all, V_all = torch.cat(Ws, 1), torch.cat(Vs, 1)
+            Ws.append(W_all[:, parents] + W[:, start:stop])
+            Vs.append(V_all[:, parents] + V[:, start:stop])
+        mo = self._to_model_order
+        return R_G[:, mo], p_G[:, mo], torch.cat(Ws, 1)[:, mo], torch.cat(Vs, 1)[:, mo]
+
+    def stations_and_jacobian(self, z, body_names: list[str], locations) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`stations` [B, S, 3] and their Jacobian d/dz [B, S, 3, n_indep]."""
+        rows = self._body_rows(body_names)
+        loc = torch.as_tensor(locations, dtype=self.dtype, device=self.device).reshape(-1, 3)
+        return self._points_and_jacobian(self._z(z), rows, loc)
+
+    def _points_and_jacobian(self, z, body, loc):
+        R, p, Wb, Vb = self._body_velocity_jacobians(z)
+        X = p[:, body] + (R[:, body] @ loc[..., None])[..., 0]
+        W = Wb[:, body]
+        dX = torch.linalg.cross(W, X[..., None].expand_as(W), dim=2) + Vb[:, body]
+        return X, dX
+
+    def markers_and_jacobian(self, z, names: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Marker positions X [B, M, 3] (m) and their exact Jacobian dX/dz [B, M, 3, n_indep]
+        (m per rad or m per m)."""
+        body, loc = self._marker_rows(names)
+        return self._points_and_jacobian(self._z(z), body, loc)
+
+    # ---- SimSpine outputs ---------------------------------------------------------------------
+
+    def keypoints37(self, z) -> torch.Tensor:
+        """The SpineTrack-37 keypoints [B, 37, 3] in ground (m): the model's markers of those names."""
+        from simspine.skeletons import spinetrack37
+
+        return self.markers(z, list(spinetrack37().names))
+
+    def segment_rotations(self, z, bodies: Sequence[str] | None = None, reference: str = "pelvis") -> torch.Tensor:
+        """Orientations R_ref^T R_body [B, S, 3, 3] of ``bodies`` (default: the vertebral segments
+        of :data:`simspine.biomech.fk.SPINE_SEGMENTS`) relative to ``reference``."""
+        from simspine.biomech.fk import SPINE_SEGMENTS
+
+        bodies = [b for b, _ in SPINE_SEGMENTS] if bodies is None else list(bodies)
+        R, _ = self.body_transforms(z)
+        rows = self._body_rows(bodies)
+        ref = R[:, self._body_rows([reference])]
+        return ref.transpose(-1, -2) @ R[:, rows]
+
+    def segment_euler_deg(self, z, bodies: Sequence[str] | None = None) -> torch.Tensor:
+        """Intrinsic Z-X-Y Euler angles [B, S, 3] (deg) of :meth:`segment_rotations`: [flexion/
+        extension about Z, lateral bending about X, axial rotation about Y], as
+        :meth:`simspine.biomech.fk.Kinematics.segment_euler_deg`."""
+        return zxy_euler_deg(self.segment_rotations(z, bodies))
+
+
+def zxy_euler_deg(R: torch.Tensor) -> torch.Tensor:
+    """Intrinsic Z-X-Y Euler angles (deg) [..., 3] of rotation matrices [..., 3, 3]
+    (R = Rz(a) Rx(b) Ry(c); b in [-90, 90]), scipy's ``as_euler("ZXY")`` away from gimbal lock."""
+    b = torch.asin(torch.clamp(R[..., 2, 1], -1.0, 1.0))
+    a = torch.atan2(-R[..., 0, 1], R[..., 1, 1])
+    c = torch.atan2(-R[..., 2, 0], R[..., 2, 2])
+    return torch.stack([a, b, c], -1) * (180.0 / math.pi)
