@@ -119,4 +119,5 @@ def run(args) -> int:
           f"marker jitter {'0' if args.no_jitter else '10'} mm RMS; MPJPE over the spine keypoints "
           "(triangulated vs final model output), RMSE of L5/S1 angles (other lumbar levels scale with them)")
     print(format_table(HEADERS, table_rows(results), floatfmt=".2f"))
+    args.figures = {"headers": HEADERS, "rows": table_rows(results)}  # --json (simspine.commands.bench)
     return 0

@@ -244,6 +244,9 @@ def run(args) -> int:
         print(f"\nTrial: {label}")
         print(format_table(["method", "frames/s (end to end)", "frames/s (solve)", "speed-up vs tool",
                             "marker RMS mm", "max err mm", "L5_S1 flex RMS deg", "keypoints mm"], rows))
+    args.figures = {"headers": ["method", "frames/s (end to end)", "frames/s (solve)", "speed-up vs tool", "marker RMS mm",
+                                "max err mm", "L5_S1 flex RMS deg", "keypoints mm"],
+                    "trials": {label: rows for label, rows in tables}}  # --json (simspine.commands.bench)
     print("\nEnd to end = load model + solve + write .mot (the tool also reads the TRC). Same trial, same "
           "markers and weights. Marker RMS and max error: against the markers given (noise included); L5_S1 "
           "flexion RMS and keypoint error (mean over the 37 keypoints, FK of the solution): against the "

@@ -353,6 +353,7 @@ def run(args) -> int:
     session = load_session(path, fps=args.fps)
     result = compare(session, settings_for(gap_filling=args.pose2sim_gap_filling))
     print(format_result(result))
+    args.figures = result  # --json (simspine.commands.bench)
     if out is not None:
         write_text_atomic(out / "bench_real.json", json.dumps(result, indent=1, default=_json_default) + "\n")
         print(f"\nwrote {out / 'bench_real.json'}")

@@ -138,6 +138,8 @@ def run(args) -> int:
         table.append([name, npts, dt, rate, rate / base_rate, err, err / ransac_err, miss])
     print(format_table(["method", "points", "time s", "points/s", "speed vs anipose DLT", "MPJPE mm",
                         "MPJPE vs anipose RANSAC", "missing"], table))
+    args.figures = {"headers": ["method", "points", "time s", "points/s", "speed vs anipose DLT", "MPJPE mm",
+                                "MPJPE vs anipose RANSAC", "missing"], "rows": table}  # --json (commands.bench)
     sp = rows[2][3] / base_rate
     acc = rows[5][4] / rows[6][4]  # same points: those simspine kept
     print(f"\nsimspine robust ({workers} threads): {sp:.2f}x aniposelib DLT speed (1 thread: "
