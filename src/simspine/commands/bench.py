@@ -1,7 +1,9 @@
 """``simspine bench NAME``: benchmarks that print simspine next to a peer, with ratios.
 
 Each benchmark is a module in :mod:`simspine.bench` exposing ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``.
+``add_arguments(parser)`` and ``run(args) -> int``. Every benchmark takes ``--json FILE``: one that
+does not define it gets it here, and its ``run`` leaves its figures in ``args.figures`` (any
+JSON-serialisable value; numpy scalars and arrays are converted), which is written after it returns.
 """
 
 from __future__ import annotations
@@ -28,7 +30,34 @@ def add_arguments(p) -> None:
                             allow_abbrev=False)
         mod.add_arguments(bp)
         bp.set_defaults(_bench_run=mod.run)
+        if not any("--json" in a.option_strings for a in bp._actions):
+            bp.add_argument("--json", default=None, metavar="FILE", help="write the figures as JSON")
+            bp.set_defaults(_bench_json=True)
+
+
+def _plain(v):
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
 
 
 def run(args) -> int:
-    return int(args._bench_run(args) or 0)
+    rc = int(args._bench_run(args) or 0)
+    if getattr(args, "_bench_json", False) and args.json:
+        import json
+        from pathlib import Path
+
+        from simspine.errors import InputError
+        from simspine.fileio import write_text_atomic
+
+        figures = getattr(args, "figures", None)
+        if figures is None:
+            raise InputError(args.json, f"bench {args.benchmark} left no figures to write")
+        write_text_atomic(Path(args.json), json.dumps({"benchmark": args.benchmark, "figures": figures}, indent=1,
+                                                      default=_plain) + "\n")
+        print(f"\nwrote {args.json}")
+    return rc
