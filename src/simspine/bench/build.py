@@ -7,7 +7,8 @@ Sequences: a miniature Human3.6M tree written by :func:`simspine.dataset.synthet
 merges them as it would Human3.6M with ``--spine-2d``).
 
 * **simspine, end to end**: :func:`simspine.dataset.build.build_dataset` on a fresh work folder with
-  ``--workers`` Dask workers (default: one per core): cluster start, per-subject scaling, every
+  ``--workers`` Dask workers (default: one per core) and the IK backend ``--ik-backend`` (default:
+  ``batched`` when :mod:`simspine.biomech.ik` has it registered, else ``jacobian``): cluster start, per-subject scaling, every
   sequence (read, merge, IK, FK, projections) and the HDF5 store, timed by the wall clock.
   frames/s per core = frames / wall / workers. On a tree this small the fixed costs (cluster start,
   scaling each subject, the store) weigh far more than on Human3.6M, so this is a pessimistic rate.
@@ -58,6 +59,8 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="local Dask workers for the build (default: one per core)")
     p.add_argument("--no-spine-2d", action="store_true", help="build from the Human3.6M joints only (no 2D spine)")
+    p.add_argument("--ik-backend", default=None, metavar="NAME",
+                   help="IK backend of the build (default: batched when registered, else jacobian)")
     p.add_argument("--total-frames", type=positive_int, default=SIMSPINE_FRAMES,
                    help="frames of the full dataset to project to (default %(default)s)")
     p.add_argument("--node-cores", type=positive_int, default=64, help="cores of the node projected to (default 64)")
@@ -89,14 +92,22 @@ def projection_rows(measured: list[dict], total_frames: int, cores_here: int, no
 
 
 # ---- measurements ----------------------------------------------------------------------------------
-def _build(tree: Path, spine_2d, work: Path, workers: int | None) -> dict:
+def default_backend() -> str:
+    """The fastest IK backend registered: ``batched`` when present, else ``jacobian``."""
+    from simspine.biomech.ik import BACKENDS
+
+    return "batched" if "batched" in BACKENDS else "jacobian"
+
+
+def _build(tree: Path, spine_2d, work: Path, workers: int | None, backend: str = "jacobian") -> dict:
     import json
 
     from simspine.dataset.build import build_dataset
+    from simspine.dataset.sequence import SequenceOptions
 
     t0 = time.perf_counter()
     summary = build_dataset(tree, work / "simspine.h5", spine_2d=spine_2d, workers=workers, progress=False,
-                            log=lambda s: None)
+                            log=lambda s: None, options=SequenceOptions(ik_backend=backend))
     wall = time.perf_counter() - t0
     task_s = [json.loads(f.read_text())["seconds"] for f in (work / "simspine.h5.work").glob("*/*.done.json")]
     return {"summary": summary, "wall": wall, "task_seconds": float(sum(task_s))}
@@ -147,16 +158,18 @@ def run(args) -> int:
         truth = write_mini_h36m(tree, subjects=tuple(args.subjects), actions=tuple(args.actions), frames=args.frames,
                                 seed=args.seed, spine_2d=det)
         (td / "build").mkdir(parents=True)
-        b = _build(tree, det, td / "build", args.workers)
+        backend = args.ik_backend or default_backend()
+        b = _build(tree, det, td / "build", args.workers, backend)
         s = b["summary"]
         if s.failed:
             print(s.text())
             return 1
-        print(f"  simspine build-dataset: {s.frames} frames in {b['wall']:.1f} s on {s.workers} workers", flush=True)
-        measured = [{"label": "simspine build-dataset, end to end (Dask)", "frames": s.frames, "seconds": b["wall"],
-                     "cores": s.workers},
-                    {"label": "simspine, sequence tasks only", "frames": s.frames, "seconds": b["task_seconds"],
-                     "cores": 1}]
+        print(f"  simspine build-dataset (IK backend {backend}): {s.frames} frames in {b['wall']:.1f} s on "
+              f"{s.workers} workers", flush=True)
+        measured = [{"label": f"simspine build-dataset, end to end (Dask, {backend} IK)", "frames": s.frames,
+                     "seconds": b["wall"], "cores": s.workers},
+                    {"label": f"simspine, sequence tasks only ({backend} IK)", "frames": s.frames,
+                     "seconds": b["task_seconds"], "cores": 1}]
         if not args.skip_tool:
             (td / "tool").mkdir(parents=True)
             frames, secs = _tool_per_sequence(truth, td / "tool")

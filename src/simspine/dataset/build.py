@@ -12,6 +12,10 @@ each subject's model once over its sequences, processes every sequence as a Dask
   atomically, with a ``.done.json`` holding the key of its inputs and options; a re-run skips
   sequences whose key matches and recomputes the rest. The subject's model is scaled again only
   when its list of sequences or the options change. The store is written at the end, atomically.
+* 2D spine detections (``spine_2d``): a folder of OpenPose JSON per sequence and camera or one
+  ``data_2d_*.npz``-style file (:func:`simspine.dataset.sequence.spine_2d_session`).
+* IK: ``options.ik_backend`` (:func:`simspine.biomech.ik.make_backend`), recorded in the store's
+  provenance (``ik_backend`` and ``options``) and in each sequence's ``meta_json``.
 * Failures: a sequence that fails (truncated CDF, 2D of another length than 3D, ...) or a subject
   whose folder is missing is recorded with its error; the others go on. The summary
   (:class:`BuildSummary`, also ``<work>/summary.json``) lists built, skipped and failed sequences.
@@ -78,11 +82,16 @@ def _fingerprint(path: str) -> list:
 
 
 def _spine_fingerprint(root, spec: SequenceSpec) -> list:
-    """Size and time of the 2D detection folders of ``spec`` (so new detections rebuild it)."""
+    """Size and time of the 2D detection folders of ``spec``, or of the npz file (so new detections
+    rebuild it)."""
     if not root:
         return []
     from simspine.calibration import h36m_cameras
     from simspine.dataset.sequence import spine_2d_folders
+    from simspine.dataset.spine2d_npz import is_npz
+
+    if is_npz(root):
+        return _fingerprint(str(root))
 
     try:
         names = [c.name for c in h36m_cameras(spec.subject)]
@@ -169,9 +178,17 @@ def build_dataset(h36m, out, *, spine_2d=None, subjects=None, actions=None, work
     t0 = time.perf_counter()
     o = dataclasses.replace(options) if options is not None else SequenceOptions()  # the caller's stays as given
     if spine_2d is not None:
+        from simspine.dataset.spine2d_npz import is_npz, read_detections
+
         o.spine_2d = str(spine_2d)
-        if not Path(spine_2d).is_dir():
-            raise InputError(spine_2d, "2D detections folder not found")
+        if is_npz(spine_2d):
+            read_detections(spine_2d)  # an unreadable file stops the build here, not in every task
+        elif not Path(spine_2d).is_dir():
+            raise InputError(spine_2d, "2D detections folder (or .npz file) not found")
+    from simspine.biomech.ik import BACKENDS
+
+    if o.ik_backend not in BACKENDS:
+        raise InputError(None, f"unknown IK backend {o.ik_backend!r} (known: {', '.join(BACKENDS)})")
     out = Path(out)
     work = Path(work_dir) if work_dir else out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
@@ -234,7 +251,7 @@ def build_dataset(h36m, out, *, spine_2d=None, subjects=None, actions=None, work
                         "scaling": json.loads((mdir / "scaling.json").read_text())
                         if (mdir / "scaling.json").is_file() else None}
     summary.seconds = time.perf_counter() - t0
-    provenance = {"versions": versions(), "options": o.as_dict(), "h36m": str(h36m),
+    provenance = {"versions": versions(), "options": o.as_dict(), "ik_backend": o.ik_backend, "h36m": str(h36m),
                   "subjects": subjects, "actions": actions, "built_with": "simspine build-dataset",
                   "summary": {"sequences": len(done_specs), "failed": summary.failed, "frames": summary.frames}}
     write_store(out, subj_info, results, provenance)

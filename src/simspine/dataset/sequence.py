@@ -6,7 +6,8 @@ Per sequence (:func:`process_sequence`):
    (:data:`simspine.skeletons.H36M_TO_SPINETRACK`; the paper leaves Human3.6M's pelvis, spine,
    neck, head top and nose out) in metres, OpenSim's ground frame (Y up, :mod:`simspine.frames`);
 2. optionally merged with pseudo-3D keypoints triangulated from 2D detections per camera
-   (OpenPose JSON as ``simspine detect`` writes it, SpineTrack-37 order; :func:`spine_2d_folders`),
+   (OpenPose JSON as ``simspine detect`` writes it, :func:`spine_2d_folders`, or one
+   ``data_2d_*.npz``-style file, :mod:`simspine.dataset.spine2d_npz`; SpineTrack-37 order),
    filtered, then :func:`simspine.multiview.merge.merge_markers` (trusted limbs, pseudo spine);
 3. inverse kinematics on the subject's scaled model (scaled once per subject by
    :func:`scale_subject_model` over all its sequences), forward kinematics → 37 keypoints,
@@ -35,8 +36,6 @@ from simspine.skeletons import H36M_TO_SPINETRACK, h36m32, spinetrack37
 from simspine.trajectories import Trajectories
 
 YUP = "opensim-ground (Y up)"
-#: status codes of each keypoint per frame (as :mod:`simspine.observation`)
-STATUS_CODES = {"none": 0, "observed": 1, "filled": 2, "inferred": 3}
 #: share of the keypoints' extent added on each side of a person box
 BOX_MARGIN = 0.1
 
@@ -46,12 +45,15 @@ class SequenceOptions:
     """Options of the per-sequence processing (recorded in the store's provenance).
 
     Attributes:
-        spine_2d: folder of 2D detections (see :func:`spine_2d_folders`) or None.
+        spine_2d: folder of 2D detections (see :func:`spine_2d_folders`), an npz of them
+            (:mod:`simspine.dataset.spine2d_npz`) or None.
         smoothness: IK temporal smoothness at 50 Hz (:func:`simspine.biomech.ik.smoothness_for_rate`).
         mass: subject mass (kg) for scaling.
         scaling_frames: frames per sequence used for the subject's scaling (evenly spaced).
         conf_threshold: 2D confidence below which a detection is ignored by the triangulation.
         scaling_refine: refinement rounds of the scaling (:func:`simspine.biomech.scaling.estimate_scaling`).
+        ik_backend: IK backend name (:func:`simspine.biomech.ik.make_backend`: ``jacobian``,
+            ``opensim``, ``batched`` once registered); ``smoothness`` applies to backends that have it.
     """
 
     spine_2d: str | None = None
@@ -60,6 +62,7 @@ class SequenceOptions:
     scaling_frames: int = 200
     conf_threshold: float = 0.3
     scaling_refine: int = 4
+    ik_backend: str = "jacobian"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -174,14 +177,41 @@ def load_spine_2d(folders: dict[str, Path], cameras, n_frames: int):
                      "SpineTrack-37", RATE_HZ, meta={"source": str(next(iter(folders.values())).parent)})
 
 
-def pseudo_3d(session, conf_threshold: float) -> Trajectories:
-    """Triangulated (robust) and filtered SpineTrack-37 keypoints (Y up, m) of a 2D session."""
+def spine_2d_session(source, spec: SequenceSpec, cameras, n_frames: int):
+    """A :class:`simspine.io.session.Session2D` of ``spec``'s 2D detections from ``source`` -- a
+    folder of OpenPose JSON (:func:`spine_2d_folders`) or a ``data_2d_*.npz``-style file
+    (:mod:`simspine.dataset.spine2d_npz`) -- on the 3D clock, or None when it has none for ``spec``.
+    Raises :class:`InputError` for detections that cannot be aligned with the 3D markers."""
+    from simspine.dataset.spine2d_npz import is_npz, load_spine_2d_npz
+
+    if source is None:
+        return None
+    if is_npz(source):
+        return load_spine_2d_npz(source, spec, cameras, n_frames)
+    folders = spine_2d_folders(source, spec, [c.name for c in cameras])
+    return load_spine_2d(folders, cameras, n_frames) if folders else None
+
+
+def pseudo_3d(session, conf_threshold: float) -> tuple[Trajectories, Trajectories]:
+    """SpineTrack-37 keypoints (Y up, m) of a 2D session: ``(triangulated, filtered)``, the
+    robust triangulation as it came (what was observed in each frame) and after the filter
+    (gaps filled, smoothed: what is merged)."""
     from simspine.multiview.filtering import filter_trajectories
     from simspine.multiview.reconstruct import triangulate_session
     from simspine.multiview.triangulation import TriangulationOptions
 
     rec = triangulate_session(session, TriangulationOptions(conf_threshold=conf_threshold))
-    return filter_trajectories(rec.markers)
+    return rec.markers, filter_trajectories(rec.markers)
+
+
+def observation_status(markers: Trajectories, triangulated: Trajectories | None = None) -> np.ndarray:
+    """(T, 37) int8 status of the SpineTrack-37 keypoints (:mod:`simspine.observation` codes: 0
+    none, 1 observed, 2 filled, 3 inferred) from the markers IK runs on (merged or trusted alone)
+    and, with 2D, the raw triangulation."""
+    from simspine.observation import frames_estimated, keypoint_status, marker_status
+
+    ms = marker_status(markers, triangulated)
+    return keypoint_status(ms, markers.names, frames_estimated(ms, markers.names))
 
 
 # ---- projections ------------------------------------------------------------------------------
@@ -220,15 +250,29 @@ def project_keypoints(keypoints_yup: np.ndarray, cameras) -> tuple[np.ndarray, n
 
 
 # ---- the sequence -----------------------------------------------------------------------------
-def solve_ik_fk(markers: Trajectories, model_path: str, smoothness: float):
-    """IK on the scaled model (as :func:`simspine.biomech.fitting.run_ik_pipeline` does after its
-    scaling: coordinates no marker moves are held at the neutral pose) and FK.
+def ik_backend(name: str, smoothness_50hz: float, rate: float):
+    """The IK backend ``name`` (:func:`simspine.biomech.ik.make_backend`), with the temporal
+    smoothness (weight at 50 Hz, scaled to ``rate``) when the backend has that term (the OpenSim
+    solver has none). Raises :class:`InputError` for an unknown name."""
+    import inspect
+
+    from simspine.biomech.ik import BACKENDS, make_backend, smoothness_for_rate
+
+    if name not in BACKENDS:
+        raise InputError(None, f"unknown IK backend {name!r} (known: {', '.join(BACKENDS)})")
+    has_smoothness = "smoothness" in inspect.signature(BACKENDS[name]).parameters
+    return make_backend(name, None, smoothness_for_rate(smoothness_50hz, rate) if has_smoothness else 0.0)
+
+
+def solve_ik_fk(markers: Trajectories, model_path: str, smoothness: float, backend: str = "jacobian"):
+    """IK on the scaled model with the IK ``backend`` (as :func:`simspine.biomech.fitting.run_ik_pipeline`
+    does after its scaling: coordinates no marker moves are held at the neutral pose) and FK.
 
     Returns ``(ik_result, keypoints Trajectories, SpineRotations, undetermined coordinate names)``.
     """
     from simspine.biomech.fitting import UNDETERMINED_PRIOR_WEIGHT, neutral_pose, undetermined_coordinates
     from simspine.biomech.fk import CoordinateTable, Kinematics, run_fk
-    from simspine.biomech.ik import default_coordinate_tasks, make_backend, smoothness_for_rate
+    from simspine.biomech.ik import default_coordinate_tasks
     from simspine.biomech.model import load_model
     from simspine.biomech.scaling import present_markers
 
@@ -239,7 +283,7 @@ def solve_ik_fk(markers: Trajectories, model_path: str, smoothness: float):
     tasked = {t["coordinate"] for t in tasks}
     tasks += [{"coordinate": c, "value": neutral[c], "weight": UNDETERMINED_PRIOR_WEIGHT}
               for c in undetermined if c not in tasked]
-    be = make_backend("jacobian", None, smoothness_for_rate(smoothness, markers.rate))
+    be = ik_backend(backend, smoothness, markers.rate)
     res = be.solve(model, markers, None, tasks, progress=False)
     kin = Kinematics(str(model_path))
     kp, rots = run_fk(kin, CoordinateTable(res.time, res.coordinate_names, res.values))
@@ -249,10 +293,11 @@ def solve_ik_fk(markers: Trajectories, model_path: str, smoothness: float):
 def process_sequence(spec: SequenceSpec, model_path: str, options: SequenceOptions) -> dict:
     """Build one sequence; see the module docstring. Returns a dict of arrays (``keypoints37``
     (T, 37, 3) m Y up, ``markers`` (T, 15, 3), ``kinematics`` (T, 62) deg/m, ``rotations_*``,
-    ``keypoints2d`` (C, T, 37, 3), ``boxes`` (C, T, 4), ``timestamps``, ``status`` (T, 37) int8,
-    ``ik_rms`` (T,) m) and ``meta`` (JSON-able)."""
+    ``keypoints2d`` (C, T, 37, 3), ``boxes`` (C, T, 4), ``timestamps``, ``status`` (T, 37) and
+    ``region_status`` (T, 3) int8 (:mod:`simspine.observation` codes), ``ik_rms`` (T,) m) and ``meta`` (JSON-able)."""
     from simspine.calibration import h36m_cameras
     from simspine.dataset.release import kinematic_axes, marker_indices
+    from simspine.observation import coverage, region_status
 
     t0 = time.perf_counter()
     joints = load_joints(spec)
@@ -261,33 +306,31 @@ def process_sequence(spec: SequenceSpec, model_path: str, options: SequenceOptio
     if T < 2:
         raise InputError(spec.path, f"{T} frame(s): too short to build")
     cameras = h36m_cameras(spec.subject)
-    folders = spine_2d_folders(options.spine_2d, spec, [c.name for c in cameras])
+    session = spine_2d_session(options.spine_2d, spec, cameras, T)
     warnings = []
-    if folders:
+    if session is not None:
         from simspine.multiview.merge import merge_markers
 
-        session = load_spine_2d(folders, cameras, T)
-        pseudo = pseudo_3d(session, options.conf_threshold)
+        triangulated, pseudo = pseudo_3d(session, options.conf_threshold)
         markers = merge_markers(pseudo, trusted)
-        source = markers.meta["sample_source"]
-        status = np.select([source == 1, source == 2, source == 3], [1, 1, 2], 3).astype(np.int8)
+        status = observation_status(markers, triangulated)
     else:
         if options.spine_2d:
             warnings.append(f"no 2D detections for {spec.uid} under {options.spine_2d}: built from the "
                             "Human3.6M markers alone (spine inferred by the model)")
         markers = trusted
-        status = np.full((T, len(spinetrack37())), STATUS_CODES["inferred"], np.int8)
-        status[:, spinetrack37().indices(trusted.names)] = STATUS_CODES["observed"]
-    res, kp, rots, undetermined = solve_ik_fk(markers, model_path, options.smoothness)
+        status = observation_status(trusted)
+    res, kp, rots, undetermined = solve_ik_fk(markers, model_path, options.smoothness, options.ik_backend)
     axes = kinematic_axes()
     deg = res.values_for_mot()
     kinematics = deg[:, [res.coordinate_names.index(a) for a in axes]]
     uvv, boxes = project_keypoints(kp.xyz, cameras)
+    regions = coverage(status)["regions"]
     meta = {"subject": spec.subject, "sequence": spec.name, "action": spec.action, "subaction": spec.sub,
             "original_name": spec.original_name, "source": spec.source, "source_path": spec.path,
-            "n_frames": T, "rate_hz": RATE_HZ, "spine_2d": bool(folders),
-            "cameras_2d": sorted(folders) if folders else [], "undetermined_coordinates": undetermined,
-            "ik_marker_rms_mean_m": float(np.nanmean(res.rms)), "warnings": warnings,
+            "n_frames": T, "rate_hz": RATE_HZ, "spine_2d": session is not None,
+            "cameras_2d": sorted(c.name for c in session.cameras) if session is not None else [], "undetermined_coordinates": undetermined,
+            "observed_share": {r: v["observed"] for r, v in regions.items()}, "ik_backend": options.ik_backend, "ik_marker_rms_mean_m": float(np.nanmean(res.rms)), "warnings": warnings,
             "seconds": time.perf_counter() - t0}
     return {
         "timestamps": timestamps(T),
@@ -299,6 +342,7 @@ def process_sequence(spec: SequenceSpec, model_path: str, options: SequenceOptio
         "keypoints2d": uvv,
         "boxes": boxes,
         "status": status,
+        "region_status": region_status(status),
         "ik_rms": res.rms,
         "h36m_joints_mm": joints,
         "meta": meta,

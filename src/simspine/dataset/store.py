@@ -24,6 +24,8 @@ Our extras, beside them under their own names (absent from the official file; re
     <S>/<sequence>/keypoints2d     (C, T, 37, 3) px u, v, visibility (1 inside the image)
     <S>/<sequence>/boxes           (C, T, 4) px x, y, w, h (NaN when nothing visible)
     <S>/<sequence>/status          (T, 37) int8: 0 none, 1 observed, 2 filled, 3 inferred
+                                   (:mod:`simspine.observation`; legend in metadata attr status_legend)
+    <S>/<sequence>/region_status   (T, 3) int8, the same codes for the lumbar, thoracic, cervical spine
     <S>/<sequence>/rotations_intervertebral_deg (T, 21), rotations_segment_euler_deg (T, S, 3)
     <S>/<sequence>/h36m_joints_mm  (T, 32, 3) the Human3.6M input (Z up, mm)
     <S>/<sequence>/ik_rms          (T,) m
@@ -43,11 +45,13 @@ from simspine.cameras import Camera
 from simspine.dataset.h36m import split_of
 from simspine.dataset.release import kinematic_axes, markers_names, markers_parents
 from simspine.errors import InputError
+from simspine.observation import OBSERVED, REGIONS, STATUS_NAMES
 from simspine.skeletons import spinetrack37
 
 FORMAT = "simspine.dataset"
 FORMAT_VERSION = 1
-EXTRA_ARRAYS = ("keypoints37", "timestamps", "keypoints2d", "boxes", "status", "rotations_intervertebral_deg",
+EXTRA_ARRAYS = ("keypoints37", "timestamps", "keypoints2d", "boxes", "status", "region_status",
+                "rotations_intervertebral_deg",
                 "rotations_segment_euler_deg", "h36m_joints_mm", "ik_rms")
 
 
@@ -93,6 +97,8 @@ def write_store(path: str | os.PathLike, subjects: dict[str, dict], results: lis
         md.attrs["units"] = json.dumps({"markers": "m", "kinematics": "deg (pelvis_t*: m)", "keypoints2d": "px",
                                         "timestamps": "s"})
         md.attrs["provenance_json"] = json.dumps(provenance, default=str)
+        md.attrs["status_legend"] = json.dumps(STATUS_NAMES)
+        md.attrs["status_regions"] = json.dumps(list(REGIONS))
         for s, info in subjects.items():
             g = f.require_group(s)
             g.attrs["split"] = split_of(s)
@@ -136,6 +142,14 @@ class Sequence:
     @property
     def n_frames(self) -> int:
         return int(self.markers.shape[0])
+
+    def observed_share(self) -> dict[str, float] | None:
+        """Share of frames in which each spine region (lumbar, thoracic, cervical) was observed,
+        from ``region_status``; None for a file without it (the official release)."""
+        rs = self.extras.get("region_status")
+        if rs is None:
+            return None
+        return {r: float((rs[:, j] == OBSERVED).mean()) if len(rs) else 0.0 for j, r in enumerate(REGIONS)}
 
     @property
     def action(self) -> str:

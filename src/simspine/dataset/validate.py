@@ -10,7 +10,8 @@ notes (figures measured on the way). Checks:
   keypoint pairs on one rigid model body keep their distance (spread under 1 mm); the stored 2D
   agree with the 37 keypoints projected through the stored (OpenCV) calibration (median within
   :data:`REPROJ_TOLERANCE_PX`; Human3.6M's tangential distortion refitted to OpenCV's differs by
-  a fraction of a pixel).
+  a fraction of a pixel); the observation status (T, 37) holds codes 0-3 and ``region_status``
+  (T, 3) follows from it (:mod:`simspine.observation`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,28 @@ RIGID_PAIRS = (("LClavicle", "RClavicle"), ("Spine_05", "Neck"), ("LLatissimus",
 RIGID_TOLERANCE_M = 1e-3
 
 
+def _status_problems(where: str, status, region, T: int) -> list[str]:
+    """Problems of the observation arrays: codes 0-3 of the right shapes, regions consistent with
+    the keypoints (:func:`simspine.observation.region_status`)."""
+    from simspine.observation import REGIONS, region_status
+
+    out = []
+    if status is None:
+        return out
+    if status.shape != (T, 37):
+        return [f"{where}/status: shape {status.shape}, expected ({T}, 37)"]
+    bad = int(((status < 0) | (status > 3)).sum())
+    if bad:
+        return [f"{where}/status: {bad} codes outside 0-3 (none, observed, filled, inferred)"]
+    if region is not None:
+        if region.shape != (T, len(REGIONS)):
+            out.append(f"{where}/region_status: shape {region.shape}, expected ({T}, {len(REGIONS)})")
+        elif not np.array_equal(region, region_status(status)):
+            n = int((region != region_status(status)).any(1).sum())
+            out.append(f"{where}/region_status: {n} frames disagree with the keypoints' status")
+    return out
+
+
 def validate_store(path) -> tuple[list[str], list[str]]:
     """(problems, notes) for the dataset file ``path``; see the module docstring."""
     problems: list[str] = []
@@ -44,6 +67,7 @@ def validate_store(path) -> tuple[list[str], list[str]]:
             problems.append("no subject groups")
         n_seq = n_frames = 0
         reproj = []
+        observed: list[tuple[int, dict]] = []
         for s in subjects:
             if "calibration" not in st.f[s]:
                 problems.append(f"{s}: no calibration group")
@@ -93,6 +117,9 @@ def validate_store(path) -> tuple[list[str], list[str]]:
                         vis = k2[c, ..., 2] > 0
                         if vis.any():
                             reproj.append(np.linalg.norm(uv[vis] - k2[c, ..., :2][vis], axis=-1))
+                problems += _status_problems(where, seq.status, seq.region_status, T)
+                if seq.observed_share() is not None:
+                    observed.append((T, seq.observed_share()))
                 b = seq.boxes
                 if b is not None and k2 is not None and b.shape != k2.shape[:2] + (4,):
                     problems.append(f"{where}/boxes: shape {b.shape}, expected {k2.shape[:2] + (4,)}")
@@ -102,5 +129,10 @@ def validate_store(path) -> tuple[list[str], list[str]]:
             notes.append(f"2D vs calibration reprojection: median {med:.3f} px, max {float(e.max()):.3f} px")
             if med > REPROJ_TOLERANCE_PX:
                 problems.append(f"stored 2D keypoints and the calibration disagree: median {med:.2f} px")
+        if observed and sum(t for t, _ in observed):
+            n = sum(t for t, _ in observed)
+            shares = {r: sum(t * d[r] for t, d in observed) / n for r in observed[0][1]}
+            notes.append("spine observed (share of frames, region_status): "
+                         + ", ".join(f"{r} {100 * v:.1f}%" for r, v in shares.items()))
         notes.insert(0, f"{len(subjects)} subjects, {n_seq} sequences, {n_frames} frames")
     return problems, notes
