@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 NAME = "train"
-HELP = "train models: 'train lift' (SimpleBaseline3D 2D->3D lifters on a dataset store)"
+HELP = ("train models: 'train lift' (SimpleBaseline3D 2D->3D lifters on a dataset store), "
+        "'train 2d' (SpineTrack-37 2D keypoint models on COCO-keypoints data, --config FILE)")
 DESCRIPTION = __doc__
 
 
@@ -46,6 +47,9 @@ def add_arguments(p) -> None:
     add_train_options(lp)
     lp.add_argument("--out", required=True, help="folder for the checkpoints (.pt) and ONNX files")
     lp.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    from simspine.train.cli import add_2d_parser
+
+    add_2d_parser(sub)
 
 
 def subjects_of(dataset, given, split: str) -> list[str]:
@@ -92,6 +96,10 @@ def train_variants(args, log=print) -> dict[str, tuple]:
 
 
 def run(args) -> int:
+    if args.what == "2d":
+        from simspine.train.cli import run_2d
+
+        return run_2d(args)
     from simspine.lift.model import export_onnx, onnx_check, save_checkpoint
 
     tag = "det" if args.pred_2d else "gt"
