@@ -164,3 +164,23 @@ def test_calibration_refine_centre_prior():
     from simspine.multiview.calibration_refine import RefineOptions
 
     assert RefineOptions().centre_sigma_m == 0.002
+
+
+# ---- metrics -----------------------------------------------------------------------------------------
+def test_metrics_defaults():
+    from simspine import metrics
+    from simspine.skeletons import spinetrack37
+
+    # README, Metrics: "root-relative MPJPE (root Hip, the sacrum)"
+    assert metrics.ROOT == 19 and spinetrack37().names[metrics.ROOT] == "Hip"
+    # "PCK-AUC (... thresholds 0–0.5 by 0.01)"
+    assert metrics.AUC_THRESHOLDS.shape == (51,) and np.allclose(metrics.AUC_THRESHOLDS, np.arange(51) * 0.01, rtol=0, atol=1e-15)
+    assert inspect.signature(metrics.pck_auc).parameters["thresholds"].default is metrics.AUC_THRESHOLDS
+    # "COCO keypoint AP ... for the body (0–16) and spine (36, 35, 18, 30, 29, 28, 27, 26, 19) subsets"
+    assert metrics.oks_subset("body").tolist() == list(range(17))
+    assert metrics.oks_subset("spine").tolist() == [36, 35, 18, 30, 29, 28, 27, 26, 19]
+    # "spine = the 15 spine-centric keypoints, body = COCO 17, all 37"
+    r = metrics.regions()
+    assert (len(r["spine"]), r["body"].tolist(), r["all"].tolist()) == (15, list(range(17)), list(range(37)))
+    # pck's default threshold 0.2 of the box's shorter side (its docstring and the benchmarks' PCK@0.2)
+    assert inspect.signature(metrics.pck).parameters["thresholds"].default == 0.2
