@@ -223,3 +223,129 @@ def test_exported_onnx_equals_torch_and_runs_in_simspine_detect(tmp_path, capsys
         want, _ = predict(model, frame, [[0, 0, 96, 80]])
         np.testing.assert_allclose(got[t], want[0], atol=1e-3)
     cap.release()
+
+
+# ---- training ----------------------------------------------------------------------------------
+def _config(tmp_path, out, epochs, n_train=48, n_val=16, batches=0, lr=3e-3):
+    from simspine.train.config import config_from_dict
+
+    d = tmp_path / "data"
+    if not (d / "v" / "ann.json").exists():
+        write_coco(d / "a", n_train, 1)
+        write_coco(d / "b", n_train, 2, bright=True)
+        write_coco(d / "v", n_val, 3)
+    return {"data": {"train": [{"annotations": str(d / "a" / "ann.json"), "name": "dark"},
+                               {"annotations": str(d / "b" / "ann.json"), "name": "bright"}],
+                     "val": {"annotations": str(d / "v" / "ann.json"), "name": "val"}},
+            "model": tiny_model_cfg(), "optim": {"lr": lr, "warmup_iters": 5},
+            "train": {"out": str(tmp_path / out), "epochs": epochs, "batch_size": 16, "threads": 1,
+                      "batches_per_epoch": batches, "eval_batch_size": 16}}, config_from_dict
+
+
+def test_fine_tuning_on_drawn_people_lowers_the_loss_and_raises_the_auc(tmp_path):
+    from simspine.train.loop import train_2d
+
+    d, make = _config(tmp_path, "run", epochs=6)
+    lines = []
+    res = train_2d(make(d), log=lines.append)
+    h = res.history
+    print("loss", [round(e["loss"], 3) for e in h], "AUC", round(res.initial["auc"], 3),
+          [round(e["auc"], 3) for e in h])
+    assert [e["stage"] for e in h] == [1, 1, 1, 2, 2, 3]
+    assert h[-1]["loss"] < 0.6 * h[0]["loss"]
+    assert h[-1]["auc"] > res.initial["auc"] + 0.05
+    # every sample of the batch mix came from both sets, 8 each; progress has loss and throughput
+    assert "dark 48 (8/batch), bright 48 (8/batch)" in lines[0]
+    assert any("loss" in s and "samples/s" in s for s in lines)
+    assert res.onnx.is_file() and res.onnx_diff_px <= 1e-3
+    saved = json.loads((res.out / "history.json").read_text())
+    assert saved["epochs"][-1]["auc"] == pytest.approx(h[-1]["auc"])
+    assert {"ap_body", "ar_body", "ap_spine", "ar_spine", "auc_spine"} <= set(h[-1])
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_same_state(tmp_path, capsys):
+    from simspine.cli import main
+    from simspine.train.loop import load_checkpoint, train_2d
+
+    d, make = _config(tmp_path, "whole", epochs=3, n_train=16, n_val=8, batches=2)
+    cfg_file = tmp_path / "whole.toml"
+    cfg_file.write_text(_toml(d))
+    assert main(["train", "2d", "--config", str(cfg_file)]) == 0
+    out = capsys.readouterr().out
+    assert "loss" in out and "AUC" in out and "spinetrack37_64x48.onnx" in out
+    whole = load_checkpoint(tmp_path / "whole" / "last.pt")
+
+    d["train"]["out"] = str(tmp_path / "killed")
+
+    def kill(epoch, batch, loss):
+        if epoch == 1 and batch == 1:     # the 2nd epoch's last batch: epoch 1's checkpoint is on disk
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_2d(make(d), log=lambda m: None, on_batch=kill)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 0
+    assert not [p for p in (tmp_path / "killed").iterdir() if p.name.startswith(".")]   # no temporary left
+    lines = []
+    res = train_2d(make(d), log=lines.append)
+    # what was recomputed: epochs 2 and 3 only (2 batches each), after epoch 1
+    assert res.resumed_after == 1 and res.batches_run == 4
+    assert any("resuming" in s and "after epoch 1 of 3" in s for s in lines)
+    assert not any("before training" in s for s in lines)
+    again = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert again["epoch"] == whole["epoch"] == 2
+    for k, v in whole["model"].items():
+        torch.testing.assert_close(again["model"][k], v, rtol=0, atol=1e-6, msg=k)
+    assert [e["loss"] for e in again["history"]] == pytest.approx([e["loss"] for e in whole["history"]], abs=1e-6)
+    assert again["optimizer"]["state"][0]["step"] == whole["optimizer"]["state"][0]["step"]
+    # other settings in the same folder are refused, naming the checkpoint
+    from simspine.errors import InputError
+
+    d["optim"]["lr"] = 1e-3
+    with pytest.raises(InputError, match="last.pt: written with other settings"):
+        train_2d(make(d), log=lambda m: None)
+
+
+def _toml(d) -> str:
+    def val(v):
+        return json.dumps(v)
+
+    lines = []
+    for t in d["data"]["train"]:
+        lines += ["[[data.train]]", *(f"{k} = {val(v)}" for k, v in t.items())]
+    lines += ["[data.val]", *(f"{k} = {val(v)}" for k, v in d["data"]["val"].items())]
+    for table in ("model", "optim", "train"):
+        lines += [f"[{table}]", *(f"{k} = {val(v)}" for k, v in d[table].items())]
+    return "\n".join(lines) + "\n"
+
+
+def test_example_config_states_every_choice_and_bad_configs_name_the_file_and_key(tmp_path):
+    import dataclasses
+    import tomllib
+    from importlib import resources
+
+    from simspine.errors import InputError
+    from simspine.train.config import Config, load_config
+
+    ex = resources.files("simspine.data").joinpath("train2d_example.toml")
+    raw = tomllib.loads(ex.read_text())
+    cfg = load_config(ex)
+    assert [s.name for s in cfg.train_sets] == ["spinetrack", "simspine"] and cfg.train.epochs == 10
+    for table in ("model", "loss", "optim", "train"):     # every field written out
+        assert set(raw[table]) == {f.name for f in dataclasses.fields(getattr(Config(), table))}
+    for st in ("stage1", "stage2", "stage3"):
+        assert set(raw["augment"][st]) == {f.name for f in dataclasses.fields(Config().augment.stage1)}
+    assert cfg.augment == Config().augment
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[data.train]]\nannotations = "a.json"\n[optim]\nlrate = 1.0\n')
+    with pytest.raises(InputError, match=r"bad.toml: unknown key 'lrate' in \[optim\]"):
+        load_config(bad)
+    bad.write_text('[[data.train]]\nannotations = "a.json"\n[model]\ninput_size = [250, 192]\n')
+    with pytest.raises(InputError, match="multiple of the backbone's stride 32"):
+        load_config(bad)
+    bad.write_text('[train]\nepochs = 3\n')
+    with pytest.raises(InputError, match="no training data"):
+        load_config(bad)

@@ -243,13 +243,13 @@ def train_2d(cfg, log=print, restart: bool = False, on_batch=None) -> TrainResul
             sched.step()
             res.batches_run += 1
             seen += len(x)
-            loss_sum += float(loss) * len(x)
+            loss_sum += loss.item() * len(x)
             if (b + 1) % report == 0 or b + 1 == nb:
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 log(f"epoch {epoch + 1}/{t.epochs} stage {stage} batch {b + 1}/{nb}: loss {loss_sum / seen:.4f}, "
                     f"lr {sched.get_last_lr()[0]:.2e}, {rate:.1f} samples/s")
             if on_batch is not None:
-                on_batch(epoch, b, float(loss))
+                on_batch(epoch, b, loss.item())
         entry = {"epoch": epoch + 1, "stage": stage, "loss": loss_sum / max(seen, 1),
                  "seconds": time.perf_counter() - t0, "samples_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
         if val is not None:
