@@ -507,6 +507,11 @@ class BatchedKinematics:
                 jnt = parent_pos[jnt]
             chains.append(axes_up)
         width = max(1, max(len(c2) for c2 in chains))
+        # Sparse form (linear couplers): per body, the (axis slot, z column, d q/d z) triples.
+        dqdz = self._active_dqdz.cpu().numpy()
+        self._chain_entries = [[(a2, int(col), float(dqdz[a2, col])) for a2 in c2 for col in np.flatnonzero(dqdz[a2])]
+                               for c2 in chains]
+        self._pair_cache: dict = {}
         self._chain = torch.tensor([c2 + [len(active)] * (width - len(c2)) for c2 in chains],
                                    dtype=torch.long, device=self.device)  # [nb, width]
 
@@ -717,21 +722,46 @@ class BatchedKinematics:
         R_G, p_G, S, dq = self._axis_motions(zt)
         k = self._to_model_order[body]
         X = p_G[k] + _mv(R_G[k], loc[..., None])  # [P, 3, B]
-        chain = self._chain[k]  # [P, width]
-        Sg = S[chain]  # [P, width, 6, B]
-        c = _cross(Sg[:, :, :3], X[:, None], -2) + Sg[:, :, 3:]  # [P, width, 3, B]
-        P, width = chain.shape
+        P = len(k)
         if dq is None:
-            # dX/dz = sum over the chain's axes of their motion times d(axis coordinate)/dz.
-            D = self._active_dqdz[chain]  # [P, width, n]
-            dX = torch.matmul(c.permute(0, 3, 2, 1).reshape(P, B * 3, width), D).view(P, B, 3, n)
-            dX = dX.transpose(0, 1)
+            # dX/dz: every axis on the point's chain moves it by w x X + v per unit of its
+            # function value; that value's derivative with respect to z is one column (a free
+            # coordinate, or the one a linear coupler follows) times a constant: scatter-add.
+            a_idx, p_idx, out_idx, coef = self._pairs(k, n)
+            Sa = S[a_idx]  # [E, 6, B]
+            c = (_cross(Sa[:, :3], X[p_idx], -2) + Sa[:, 3:]) * coef[:, None, None]
+            dX = torch.zeros(P * n, 3, B, dtype=X.dtype, device=X.device).index_add_(0, out_idx, c)
+            dX = dX.view(P, n, 3, B).permute(3, 0, 2, 1)
         else:
+            chain = self._chain[k]  # [P, width]
+            Sg = S[chain]  # [P, width, 6, B]
+            c = _cross(Sg[:, :, :3], X[:, None], -2) + Sg[:, :, 3:]  # [P, width, 3, B]
             coord = torch.cat([self._axis_coord[self._active], self._axis_coord[:1]])[chain]
             D = dq[coord]  # [P, width, B, n]
             D = D * (chain < len(self._active))[..., None, None]
             dX = torch.einsum("pacb,pabn->bpcn", c, D)
         return X.permute(2, 0, 1).contiguous(), dX.contiguous()
+
+    def _pairs(self, k: torch.Tensor, n: int):
+        """Scatter plan of the Jacobian for points on bodies ``k`` (internal order): axis slot,
+        point, output row (point * n + z column) and coefficient per entry; cached."""
+        key = tuple(k.tolist())
+        plan = self._pair_cache.get(key)
+        if plan is None:
+            a_idx, p_idx, out_idx, coef = [], [], [], []
+            for p, body in enumerate(key):
+                for a, col, cf in self._chain_entries[body]:
+                    a_idx.append(a)
+                    p_idx.append(p)
+                    out_idx.append(p * n + col)
+                    coef.append(cf)
+            dev = self.device
+            plan = (torch.tensor(a_idx, dtype=torch.long, device=dev), torch.tensor(p_idx, dtype=torch.long, device=dev),
+                    torch.tensor(out_idx, dtype=torch.long, device=dev), torch.tensor(coef, dtype=self.dtype, device=dev))
+            if len(self._pair_cache) > 64:
+                self._pair_cache.clear()
+            self._pair_cache[key] = plan
+        return plan
 
     def stations_and_jacobian(self, z, body_names: list[str], locations) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`stations` [B, S, 3] and their Jacobian d/dz [B, S, 3, n_indep]."""
