@@ -152,3 +152,8 @@ def test_build_dataset_cli_errors(tmp_path, capsys):
     assert e.value.code == 2
     assert main(["build-dataset", "--h36m", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.h5")]) != 0
     assert "not found" in capsys.readouterr().err
+    assert main(["build-dataset", "--h36m", str(tmp_path), "--out", str(tmp_path / "x.h5"), "--ik-backend", "nope"]) != 0
+    assert "unknown IK backend 'nope' (known: jacobian, opensim" in capsys.readouterr().err
+    assert main(["build-dataset", "--h36m", str(tmp_path), "--out", str(tmp_path / "x.h5"), "--spine-2d",
+                 str(tmp_path / "missing.npz")]) != 0
+    assert "missing.npz: 2D detections file not found" in capsys.readouterr().err
