@@ -349,3 +349,29 @@ def test_example_config_states_every_choice_and_bad_configs_name_the_file_and_ke
     bad.write_text('[train]\nepochs = 3\n')
     with pytest.raises(InputError, match="no training data"):
         load_config(bad)
+
+
+def test_a_spinepose_like_onnx_converts_to_torch_and_fine_tunes(tmp_path):
+    """init_onnx: our exported file (SpinePose's form) back to torch by onnx2torch (installed with
+    --no-deps; skipped where it is absent)."""
+    from simspine.train.model import _torchvision_stub
+
+    _torchvision_stub()
+    pytest.importorskip("onnx2torch")
+    from simspine.train.config import ModelConfig
+    from simspine.train.export import export_onnx
+    from simspine.train.model import build_model
+
+    model = tiny_model(4)
+    path = export_onnx(model, tmp_path / "pose_64x48.onnx")
+    conv = build_model(ModelConfig(init_onnx=str(path)))
+    assert conv.kind == "onnx" and conv.input_hw == (64, 48) and conv.split_ratio == 2.0
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        for a, b in zip(model(x), conv.eval()(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    conv.train()
+    px, py = conv(x)
+    (px.square().mean() + py.square().mean()).backward()
+    assert all(p.grad is not None for p in conv.parameters())
+    export_onnx(conv, tmp_path / "again_64x48.onnx")

@@ -196,6 +196,29 @@ def _torchvision_stub() -> None:
     sys.modules.setdefault("torchvision.ops", ops)
 
 
+def _constants_as_initializers(proto) -> None:
+    """Turn ``Identity`` copies of initializers and ``Constant`` tensors into initializers, in place.
+
+    torch's exporter (and others) share equal weights through ``Identity`` nodes; onnx2torch reads a
+    Conv's weight and bias from the initializers only and fails on such a copy."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in proto.graph.initializer}
+    keep = []
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            t = numpy_helper.from_array(numpy_helper.to_array(inits[node.input[0]]), node.output[0])
+        elif node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            t = numpy_helper.from_array(numpy_helper.to_array(node.attribute[0].t), node.output[0])
+        else:
+            keep.append(node)
+            continue
+        proto.graph.initializer.append(t)
+        inits[t.name] = t
+    del proto.graph.node[:]
+    proto.graph.node.extend(keep)
+
+
 def from_onnx(path: str | os.PathLike, n_keypoints: int = 37) -> KeypointModel:
     """A SpinePose/RTMPose ONNX (input (1, 3, H, W) normalised crop; outputs SimCC x and y) as a
     trainable torch model, converted by onnx2torch (``pip install --no-deps onnx2torch==1.5.15``)."""
@@ -223,6 +246,7 @@ def from_onnx(path: str | os.PathLike, n_keypoints: int = 37) -> KeypointModel:
     if k and k != n_keypoints:
         raise InputError(path, f"the model gives {k} keypoints, SpineTrack-37 needs {n_keypoints}")
     split = out_dims[0][2] / W if len(out_dims[0]) == 3 and out_dims[0][2] > 0 else 2.0
+    _constants_as_initializers(proto)
     try:
         net = onnx2torch.convert(proto)
     except Exception as e:
