@@ -87,7 +87,9 @@ def apply_max_norm(net, max_norm: float = 1.0) -> None:
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.Linear):
-                m.weight.data = torch.renorm(m.weight.data, 2, 0, max_norm)
+                # in place (no new tensor per step): rows scaled by min(1, max_norm / norm), as renorm
+                n = torch.linalg.vector_norm(m.weight, dim=1, keepdim=True)
+                m.weight.mul_(torch.clamp(max_norm / (n + 1e-7), max=1.0))
 
 
 def make_lifter(net, norm: Normalizer):
@@ -124,6 +126,16 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+def _adamw(torch, params, cfg: TrainConfig):
+    """AdamW, the fused kernel where torch has it for the device (on this 2-core CPU its step takes
+    50 instead of 270 ms CPU for the 4.3 M weights: a third of a batch of 256's time), else the default."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 @dataclass
 class TrainResult:
     lifter: object
@@ -152,7 +164,7 @@ def train(samples: LiftSamples, config: TrainConfig | None = None, log=None) -> 
     X = torch.tensor(norm.encode_2d(samples.x2d), dtype=torch.float32, device=dev)
     Y = torch.tensor(norm.encode_3d(samples.y3d), dtype=torch.float32, device=dev)
     net = build_network(X.shape[1], Y.shape[1], cfg.hidden, cfg.blocks, cfg.dropout).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _adamw(torch, net.parameters(), cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.lr_step_epochs), gamma=cfg.lr_gamma)
     loss_fn = torch.nn.MSELoss()
     losses = []
