@@ -110,6 +110,8 @@ def test_build_from_npz_status_and_ik_backend(tree, capsys):
 
     from simspine.cli import main
 
+    assert main(["dataset", "info", str(out)]) == 0
+    assert "IK backend: jacobian" in capsys.readouterr().out
     assert main(["dataset", "validate", str(out)]) == 0
     text = capsys.readouterr().out
     assert "spine observed (share of frames, region_status): lumbar 80.0%, thoracic 100.0%" in text

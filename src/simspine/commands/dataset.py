@@ -58,6 +58,8 @@ def run_info(args) -> int:
         prov = st.provenance
         if prov:
             print(f"  built with: {prov.get('versions', {})}")
+            if prov.get("ik_backend"):
+                print(f"  IK backend: {prov['ik_backend']}")
             failed = prov.get("summary", {}).get("failed") or {}
             if failed:
                 print(f"  {len(failed)} sequences failed at build time: {', '.join(sorted(failed))}")
