@@ -29,6 +29,9 @@ from simspine.errors import InputError
 from simspine.fileio import atomic_path, ensure_out_dir, write_text_atomic
 
 CHECKPOINT = "last.pt"
+# settings a resumed run may change: where and how it runs, not what it learns
+RESUMABLE_CHANGES = {"train.threads", "train.workers", "train.device", "train.amp", "train.eval_batch_size",
+                     "train.export_onnx"}
 
 
 @dataclass
@@ -204,7 +207,7 @@ def train_2d(cfg, log=print, restart: bool = False, on_batch=None) -> TrainResul
     settings = cfg.as_dict()
     if ck.exists() and not restart:
         state = load_checkpoint(ck)
-        diff = _diff_keys(state.get("config", {}), settings)
+        diff = [k for k in _diff_keys(state.get("config", {}), settings) if k not in RESUMABLE_CHANGES]
         if diff:
             raise InputError(ck, f"written with other settings (differ: {', '.join(diff[:6])}); "
                                  "give another [train] out, or --restart to start over")
