@@ -385,3 +385,41 @@ def test_a_spinepose_like_onnx_converts_to_torch_and_fine_tunes(tmp_path):
     (px.square().mean() + py.square().mean()).backward()
     assert all(p.grad is not None for p in conv.parameters())
     export_onnx(conv, tmp_path / "again_64x48.onnx")
+
+
+def test_timm_backbone_hook_builds_a_simcc_model_from_the_last_feature_map(monkeypatch):
+    """backbone = 'timm' (timm itself cannot be installed here: a stand-in module with timm's
+    create_model(features_only=True) form checks the wiring)."""
+    import sys
+    import types
+
+    from simspine.errors import InputError
+    from simspine.train.config import ModelConfig
+    from simspine.train.model import build_model
+
+    cfg = ModelConfig(input_size=[64, 48], backbone="timm", timm_name="tiny", head_hidden=32, head_kernel=3)
+    monkeypatch.setitem(sys.modules, "timm", None)       # not importable
+    with pytest.raises(InputError, match="needs a working timm"):
+        build_model(cfg)
+    calls = {}
+
+    class Features(torch.nn.Module):     # timm's features_only models return a list of maps
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 8, 3, 4, 1)
+            self.b = torch.nn.Conv2d(8, 16, 3, 4, 1)
+
+        def forward(self, x):
+            f1 = self.a(x)
+            return [f1, self.b(f1)]
+
+    def create_model(name, pretrained, features_only, out_indices):
+        calls.update(name=name, pretrained=pretrained, features_only=features_only)
+        return Features()
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
+    m = build_model(cfg)
+    assert calls == {"name": "tiny", "pretrained": False, "features_only": True}
+    sx, sy = m(torch.zeros(2, 3, 64, 48))
+    assert sx.shape == (2, K, 96) and sy.shape == (2, K, 128)
+    assert m.net.head.final.in_channels == 16 and m.net.head.mlp[0].in_features == 4 * 3
