@@ -423,3 +423,27 @@ def test_timm_backbone_hook_builds_a_simcc_model_from_the_last_feature_map(monke
     sx, sy = m(torch.zeros(2, 3, 64, 48))
     assert sx.shape == (2, K, 96) and sy.shape == (2, K, 128)
     assert m.net.head.final.in_channels == 16 and m.net.head.mlp[0].in_features == 4 * 3
+
+
+def test_coco_reader_reorders_keypoint_names_and_names_a_missing_image(tmp_path):
+    from simspine.errors import InputError
+    from simspine.train.coco_data import CocoKeypoints
+
+    ann = write_coco(tmp_path / "d", 3, 7)
+    d = json.loads(ann.read_text())
+    ours = CocoKeypoints(ann)
+    perm = np.random.default_rng(0).permutation(K)          # the same data, keypoints listed in another order
+    d["categories"][0]["keypoints"] = [SK.names[i] for i in perm]
+    for a in d["annotations"]:
+        a["keypoints"] = [float(v) for v in np.asarray(a["keypoints"]).reshape(K, 3)[perm].ravel()]
+    d["annotations"].append({"id": 9, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 5, 5],
+                             "keypoints": [0.0] * (3 * K)})      # a crowd region: not a sample
+    other = tmp_path / "d" / "other.json"
+    other.write_text(json.dumps(d))
+    theirs = CocoKeypoints(other)
+    assert len(theirs) == 3
+    np.testing.assert_array_equal(theirs.keypoints, ours.keypoints)
+    assert theirs.image(0).shape == (96, 96, 3)
+    (tmp_path / "d" / "img0001.png").unlink()
+    with pytest.raises(InputError, match=r"img0001.png: image of other.json missing or unreadable"):
+        theirs.image(1)
