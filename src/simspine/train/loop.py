@@ -193,7 +193,11 @@ def train_2d(cfg, log=print, restart: bool = False, on_batch=None) -> TrainResul
     torch.manual_seed(t.seed)
     model = build_model(cfg.model, source=cfg.source)
     if cfg.model.init_checkpoint:
-        model.load_state_dict(load_checkpoint(cfg.model.init_checkpoint)["model"])
+        try:
+            model.load_state_dict(load_checkpoint(cfg.model.init_checkpoint)["model"])
+        except (KeyError, RuntimeError) as e:
+            raise InputError(cfg.model.init_checkpoint, "weights do not fit the [model] of this config "
+                                                        f"({str(e).splitlines()[0][:200]})") from None
     model.to(device)
     opt = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                             betas=tuple(cfg.optim.betas))
