@@ -727,11 +727,15 @@ class BatchedKinematics:
             # dX/dz: every axis on the point's chain moves it by w x X + v per unit of its
             # function value; that value's derivative with respect to z is one column (a free
             # coordinate, or the one a linear coupler follows) times a constant: scatter-add.
+            # The motions are computed with the batch last (fast), turned batch-first once, and
+            # scatter-added straight into the [B, P, 3, n] layout (no transposing copy of the
+            # mostly-zero result).
             a_idx, p_idx, out_idx, coef = self._pairs(k, n)
             Sa = S[a_idx]  # [E, 6, B]
-            c = (_cross(Sa[:, :3], X[p_idx], -2) + Sa[:, 3:]) * coef[:, None, None]
-            dX = torch.zeros(P * n, 3, B, dtype=X.dtype, device=X.device).index_add_(0, out_idx, c)
-            dX = dX.view(P, n, 3, B).permute(3, 0, 2, 1)
+            c = (_cross(Sa[:, :3], X[p_idx], -2) + Sa[:, 3:]) * coef[:, None, None]  # [E, 3, B]
+            cT = c.reshape(-1, B).T.contiguous()  # [B, E * 3]
+            dX = torch.zeros(B, P * 3 * n, dtype=X.dtype, device=X.device)
+            dX = dX.scatter_add_(1, out_idx.expand(B, -1), cT).view(B, P, 3, n)
         else:
             chain = self._chain[k]  # [P, width]
             Sg = S[chain]  # [P, width, 6, B]
@@ -744,7 +748,8 @@ class BatchedKinematics:
 
     def _pairs(self, k: torch.Tensor, n: int):
         """Scatter plan of the Jacobian for points on bodies ``k`` (internal order): axis slot,
-        point, output row (point * n + z column) and coefficient per entry; cached."""
+        point and coefficient per entry, and its 3 places in a flattened [P, 3, n] Jacobian
+        ((point * 3 + component) * n + z column); cached."""
         key = tuple(k.tolist())
         plan = self._pair_cache.get(key)
         if plan is None:
@@ -753,7 +758,7 @@ class BatchedKinematics:
                 for a, col, cf in self._chain_entries[body]:
                     a_idx.append(a)
                     p_idx.append(p)
-                    out_idx.append(p * n + col)
+                    out_idx += [(p * 3 + i) * n + col for i in range(3)]
                     coef.append(cf)
             dev = self.device
             plan = (torch.tensor(a_idx, dtype=torch.long, device=dev), torch.tensor(p_idx, dtype=torch.long, device=dev),
@@ -774,12 +779,14 @@ class BatchedKinematics:
         return self._points_and_jacobian(z, *self._marker_rows(names))
 
     def _parent_index_ext(self) -> torch.Tensor:
-        """Each joint's parent body in the internal order, ground = n_bodies."""
-        nj = len(self.joint_names)
-        idx = []
-        for start, stop, parents in self._levels:
-            idx += [nj] * (stop - start) if parents is None else parents.tolist()
-        return torch.tensor(idx, dtype=torch.long, device=self.device)
+        """Each joint's parent body in the internal order, ground = n_bodies (cached)."""
+        if getattr(self, "_pidx_ext", None) is None:
+            nj = len(self.joint_names)
+            idx = []
+            for start, stop, parents in self._levels:
+                idx += [nj] * (stop - start) if parents is None else parents.tolist()
+            self._pidx_ext = torch.tensor(idx, dtype=torch.long, device=self.device)
+        return self._pidx_ext
 
     # ---- SimSpine outputs ---------------------------------------------------------------------
 
