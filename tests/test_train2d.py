@@ -385,6 +385,13 @@ def test_a_spinepose_like_onnx_converts_to_torch_and_fine_tunes(tmp_path):
     (px.square().mean() + py.square().mean()).backward()
     assert all(p.grad is not None for p in conv.parameters())
     export_onnx(conv, tmp_path / "again_64x48.onnx")
+    # the whole command from it: one short epoch, exported again
+    from simspine.cli import main
+
+    d, _ = _config(tmp_path, "fromonnx", epochs=1, n_train=8, n_val=4, batches=1)
+    (tmp_path / "c.toml").write_text(_toml(d))
+    assert main(["train", "2d", "--config", str(tmp_path / "c.toml"), "--init-onnx", str(path)]) == 0
+    assert (tmp_path / "fromonnx" / "spinetrack37_64x48.onnx").is_file()
 
 
 def test_timm_backbone_hook_builds_a_simcc_model_from_the_last_feature_map(monkeypatch):

@@ -17,6 +17,9 @@ def add_2d_parser(sub) -> None:
     p = sub.add_parser("2d", help="SpineTrack-37 2D keypoint models (SimCC, COCO data, curriculum, ONNX export)",
                        description=DESCRIPTION, allow_abbrev=False)
     p.add_argument("--config", required=True, metavar="FILE", help="TOML training config")
+    p.add_argument("--init-onnx", metavar="FILE", default=None,
+                   help="start from this SpinePose ONNX (overrides [model] init_onnx; needs "
+                        "pip install --no-deps onnx2torch==1.5.15)")
     p.add_argument("--restart", action="store_true",
                    help="start from epoch 1 even if OUT/last.pt exists (default: resume from it)")
 
@@ -32,6 +35,10 @@ def run_2d(args) -> int:
     from simspine.train.loop import train_2d
 
     cfg = load_config(args.config)
+    if args.init_onnx:
+        from pathlib import Path
+
+        cfg.model.init_onnx = str(Path(args.init_onnx).resolve())
     res = train_2d(cfg, log=lambda m: print(m, flush=True), restart=args.restart)
     if res.history:
         first, last = res.history[0], res.history[-1]
