@@ -4,5 +4,6 @@
 SimCC head, or a SpinePose ONNX converted to torch); ``crop`` the top-down affine geometry and SimCC
 targets; ``augment`` the three-stage curriculum of the SimSpine paper (Supplementary A);
 ``coco_data`` COCO-keypoints datasets; ``loop`` training, checkpoints, resume and evaluation;
-``export`` the ONNX file that ``simspine detect --backend spinepose --pose-model FILE`` runs.
+``export`` the ONNX file that ``simspine detect --backend spinepose --pose-model FILE`` runs;
+``cli`` the ``simspine train 2d`` subcommand. Needs torch (``pip install -e ".[train]"``).
 """
