@@ -403,6 +403,11 @@ def test_coco_oks_sigmas_visibility_and_image_ids(capsys):
     # image_ids: one exact prediction for person 1 only -> recall 1/3, precision 1
     r = M.coco_oks(gt, boxes, gt[1:2, :, :2], image_ids=[1])
     assert r["AR"] == pytest.approx(1 / 3) and r["AP"] == pytest.approx(34 / 101)
+    # integer boxes (pixels as int16): the OKS area w * h is computed in floating point, not wrapped
+    gi, bi = _oks_case(n=1)
+    bi = np.array([[0, 0, 300, 400]], dtype=np.int16)
+    pi = gi[..., :2] + 12.0
+    assert M.coco_oks(gi, bi, pi) == M.coco_oks(gi, bi.astype(float), pi)
     # no predictions: zeros
     assert M.coco_oks(gt, boxes, np.zeros((0, 37, 2))) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
     # pycocotools' progress prints are swallowed
