@@ -175,6 +175,53 @@ class _SimmSpline(_Fn):
         return v, dv
 
 
+def _spline_and_scale(fn: _Fn) -> tuple[_SimmSpline, float] | None:
+    """(spline, scale) when ``fn`` is a SimmSpline or a scaled one, else None."""
+    if isinstance(fn, _SimmSpline):
+        return fn, 1.0
+    if isinstance(fn, _Scaled) and isinstance(fn.inner, _SimmSpline):
+        return fn.inner, fn.scale
+    return None
+
+
+class _SplineTable:
+    """Several (scaled) SimmSplines evaluated at once: rows x [G, B] -> values, derivatives [G, B].
+
+    Knots and coefficients are padded to the longest spline (knots with +inf, so the interval
+    search of a shorter spline never runs into the padding)."""
+
+    def __init__(self, items: list[tuple[_SimmSpline, float]], dtype, device):
+        G, K = len(items), max(sp.n for sp, _ in items)
+        x = np.full((G, K), np.inf)
+        y, b, c, d = (np.zeros((G, K)) for _ in range(4))
+        for g, (sp, scale) in enumerate(items):
+            n = sp.n
+            bb, cc, dd = simm_spline_coefficients(sp.xs, sp.ys)
+            x[g, :n] = sp.xs
+            y[g, :n], b[g, :n], c[g, :n], d[g, :n] = scale * sp.ys, scale * bb, scale * cc, scale * dd
+        t = dict(dtype=dtype, device=device)
+        self.x, self.y = torch.tensor(x, **t), torch.tensor(y, **t)
+        self.b, self.c, self.d = torch.tensor(b, **t), torch.tensor(c, **t), torch.tensor(d, **t)
+        last = np.array([sp.n - 1 for sp, _ in items])
+        self.last = torch.tensor(last, dtype=torch.long, device=device)[:, None]
+        rows = np.arange(G)
+        self.x0, self.y0, self.b0 = (torch.tensor(a[:, 0], **t)[:, None] for a in (x, y, b))
+        self.xn, self.yn, self.bn = (torch.tensor(a[rows, last], **t)[:, None] for a in (x, y, b))
+
+    def __call__(self, xq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = torch.searchsorted(self.x, xq.detach().contiguous(), right=True) - 1
+        k = torch.minimum(k.clamp(min=0), self.last - 1)
+        dx = xq - torch.gather(self.x, 1, k)
+        b, c, d = (torch.gather(a, 1, k) for a in (self.b, self.c, self.d))
+        v = torch.gather(self.y, 1, k) + dx * (b + dx * (c + dx * d))
+        dv = b + dx * (2.0 * c + 3.0 * dx * d)
+        # Outside the knots: straight lines with the end slopes (as OpenSim).
+        lo, hi = xq < self.x0, xq > self.xn
+        v = torch.where(lo, self.y0 + (xq - self.x0) * self.b0, torch.where(hi, self.yn + (xq - self.xn) * self.bn, v))
+        dv = torch.where(lo, self.b0.expand_as(dv), torch.where(hi, self.bn.expand_as(dv), dv))
+        return v, dv
+
+
 def _read_function(osim, f, where: str) -> _Fn:
     """The torch evaluator of an ``opensim.Function`` (``where`` names its owner for errors)."""
     kind = f.getConcreteClassName()
@@ -431,14 +478,15 @@ class BatchedKinematics:
         aff = [isinstance(a.fn, _Affine) for a in flat]
         self._aff_slope = torch.tensor([a.fn.slope if f else 0.0 for a, f in zip(flat, aff, strict=True)], **t)
         self._aff_icpt = torch.tensor([a.fn.intercept if f else 0.0 for a, f in zip(flat, aff, strict=True)], **t)
-        self._general = [(i, a.coord, a.fn.to(dtype, self.device)) for i, (a, f) in enumerate(zip(flat, aff, strict=True))
-                         if not f]
-        n_axes = len(flat)
-        # Column gather: affine columns 0..n_axes-1, general ones after.
-        gather = list(range(n_axes))
-        for g, (i, _, _) in enumerate(self._general):
-            gather[i] = n_axes + g
-        self._axis_gather = torch.tensor(gather, device=self.device)
+        general = [(i, a.coord, a.fn) for i, (a, f) in enumerate(zip(flat, aff, strict=True)) if not f]
+        # All SimmSpline axes (possibly scaled) are evaluated together from one padded table;
+        # other functions (polynomials) one by one.
+        splines = [g for g in general if _spline_and_scale(g[2]) is not None]
+        self._spline_table = _SplineTable([_spline_and_scale(f) for _, _, f in splines], dtype, self.device) \
+            if splines else None
+        self._spline_rows = torch.tensor([i for i, _, _ in splines], dtype=torch.long, device=self.device)
+        self._spline_coords = torch.tensor([c for _, c, _ in splines], dtype=torch.long, device=self.device)
+        self._general = [(i, c, f.to(dtype, self.device)) for i, c, f in general if _spline_and_scale(f) is None]
 
         # Coordinates: q = base + C z for free, locked and linearly coupled coordinates; other
         # couplers are evaluated in dependency order.
@@ -624,10 +672,12 @@ class BatchedKinematics:
         qa = q[self._axis_coord]
         v = qa * self._aff_slope[:, None] + self._aff_icpt[:, None]
         dv = self._aff_slope[:, None].expand_as(v)
-        if self._general:
+        if self._spline_table is not None or self._general:
             v, dv = v.clone(), dv.clone()
-            for i, c, fn in self._general:
-                v[i], dv[i] = fn(q[c])
+        if self._spline_table is not None:
+            v[self._spline_rows], dv[self._spline_rows] = self._spline_table(q[self._spline_coords])
+        for i, c, fn in self._general:
+            v[i], dv[i] = fn(q[c])
         B = q.shape[1]
         return v.view(-1, 6, B), dv.reshape(-1, 6, B)
 
