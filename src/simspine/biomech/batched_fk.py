@@ -537,9 +537,16 @@ class BatchedKinematics:
         # Jacobian bookkeeping: the "active" axes (those moved by a coordinate), and for every
         # body (internal order) the active axes of the joints from it up to ground, padded with
         # an index to an all-zero row.
-        active = [i for i, a in enumerate(flat)
+        moving = [i for i, a in enumerate(flat)
                   if a.coord >= 0 and not (isinstance(a.fn, _Affine) and a.fn.slope == 0.0)]
+        rot_act = [i for i in moving if i % 6 < 3]
+        trans_act = [i for i in moving if i % 6 >= 3]
+        active = rot_act + trans_act  # slot order: rotations first
         self._active = torch.tensor(active, dtype=torch.long, device=self.device)
+        self._rot_act_rows = torch.tensor([(i // 6) * 3 + i % 6 for i in rot_act], dtype=torch.long, device=self.device)
+        self._rot_act_joint = torch.tensor([i // 6 for i in rot_act], dtype=torch.long, device=self.device)
+        self._trans_act_joint = torch.tensor([i // 6 for i in trans_act], dtype=torch.long, device=self.device)
+        self._trans_act_dir = torch.tensor(np.array([flat[i].direction for i in trans_act]).reshape(-1, 3), **t)
         self._active_dqdz = torch.cat([self._C[self._axis_coord[self._active]],
                                        torch.zeros(1, n, **t)], 0)  # [A + 1, n]
         parent_pos = {}
@@ -742,9 +749,9 @@ class BatchedKinematics:
 
     def _axis_motions(self, zt: torch.Tensor):
         """Body ground transforms (internal order: R [nb, 3, 3, B], p [nb, 3, B]), the motion of
-        every active axis per unit of z [A + 1, 6, B] as (w, v) (a point X moves at w x X + v per
-        unit of the axis's function value, already times the function's derivative; last row
-        zero) and, for nonlinear couplers, dq/dz [nc, B, n] (else None)."""
+        every active axis [A, 6, B] as (w, v) (a point X moves at w x X + v per unit of the axis's
+        function value, already times the function's derivative), in slot order, and, for
+        nonlinear couplers, dq/dz [nc, B, n] (else None)."""
         dq, dv, Rk, p_FM, R_G, p_G = self._ground(zt)
         B = zt.shape[1]
         pidx = self._parent_index_ext()
@@ -758,12 +765,13 @@ class BatchedKinematics:
         A2 = _mm(A1, Rk[:, 1])
         a = self._rot_dir[..., None]  # [J, 3, 3, 1]
         w = torch.stack([_mv(R_GF, a[:, 0]), _mv(A1, a[:, 1]), _mv(A2, a[:, 2])], 1)  # [J, 3, 3, B]
-        t = _mv(R_GF[:, None], self._trans_dir[..., None])  # [J, 3, 3, B]
         o = p_GF + _mv(R_GF, p_FM)  # rotation pivot: the M frame's origin [J, 3, B]
-        S = torch.cat([torch.cat([w, -_cross(w, o[:, None], -2)], 2),
-                       torch.cat([torch.zeros_like(t), t], 2)], 1)  # [J, 6k, 6, B]
-        S = S.reshape(-1, 6, B)[self._active] * dv.reshape(-1, B)[self._active][:, None]
-        S = torch.cat([S, torch.zeros_like(S[:1])], 0)
+        # Only the axes a coordinate moves: rotations (w, -w x o), then translations (0, t).
+        w = w.reshape(-1, 3, B)[self._rot_act_rows]
+        t = _mv(R_GF[self._trans_act_joint], self._trans_act_dir[..., None])  # [At, 3, B]
+        S = torch.cat([torch.cat([w, -_cross(w, o[self._rot_act_joint], -2)], 1),
+                       torch.cat([torch.zeros_like(t), t], 1)], 0)
+        S = S * dv.reshape(-1, B)[self._active][:, None]
         return R_G, p_G, S, dq
 
     def _points_and_jacobian(self, z, body, loc):
@@ -780,15 +788,18 @@ class BatchedKinematics:
             # The motions are computed with the batch last (fast), turned batch-first once, and
             # scatter-added straight into the [B, P, 3, n] layout (no transposing copy of the
             # mostly-zero result).
-            a_idx, p_idx, out_idx, coef = self._pairs(k, n)
-            Sa = S[a_idx]  # [E, 6, B]
-            c = (_cross(Sa[:, :3], X[p_idx], -2) + Sa[:, 3:]) * coef[:, None, None]  # [E, 3, B]
+            # Axes driven by the same z column (the coupled lumbar joints, the knee's splines)
+            # are summed per (body, column) first: one motion per body and column.
+            slots, rows, coef, n_rows, p_row, p_idx, out_idx = self._pairs(k, n)
+            W = torch.zeros(n_rows, 6, B, dtype=X.dtype, device=X.device)
+            W = W.index_add_(0, rows, S[slots] * coef[:, None, None])[p_row]  # [E, 6, B]
+            c = _cross(W[:, :3], X[p_idx], -2) + W[:, 3:]  # [E, 3, B]
             cT = c.reshape(-1, B).T.contiguous()  # [B, E * 3]
             dX = torch.zeros(B, P * 3 * n, dtype=X.dtype, device=X.device)
             dX = dX.scatter_add_(1, out_idx.expand(B, -1), cT).view(B, P, 3, n)
         else:
             chain = self._chain[k]  # [P, width]
-            Sg = S[chain]  # [P, width, 6, B]
+            Sg = torch.cat([S, torch.zeros_like(S[:1])], 0)[chain]  # [P, width, 6, B]
             c = _cross(Sg[:, :, :3], X[:, None], -2) + Sg[:, :, 3:]  # [P, width, 3, B]
             coord = torch.cat([self._axis_coord[self._active], self._axis_coord[:1]])[chain]
             D = dq[coord]  # [P, width, B, n]
@@ -797,22 +808,35 @@ class BatchedKinematics:
         return X.permute(2, 0, 1).contiguous(), dX.contiguous()
 
     def _pairs(self, k: torch.Tensor, n: int):
-        """Scatter plan of the Jacobian for points on bodies ``k`` (internal order): axis slot,
-        point and coefficient per entry, and its 3 places in a flattened [P, 3, n] Jacobian
-        ((point * 3 + component) * n + z column); cached."""
+        """Scatter plan of the Jacobian for points on bodies ``k`` (internal order), cached:
+        ``slots``, ``rows``, ``coef``: each chain axis of each distinct body summed (times
+        dq/dz) into the row of its (body, z column), ``n_rows`` of them; per Jacobian entry
+        (point, column): its row ``p_row``, point ``p_idx`` and 3 places in the flattened
+        [P, 3, n] Jacobian ``out_idx`` ((point * 3 + component) * n + column)."""
         key = tuple(k.tolist())
         plan = self._pair_cache.get(key)
         if plan is None:
-            a_idx, p_idx, out_idx, coef = [], [], [], []
-            for p, body in enumerate(key):
+            row_of: dict[tuple[int, int], int] = {}
+            slots, rows, coef = [], [], []
+            for body in dict.fromkeys(key):
                 for a, col, cf in self._chain_entries[body]:
-                    a_idx.append(a)
-                    p_idx.append(p)
-                    out_idx += [(p * 3 + i) * n + col for i in range(3)]
+                    r = row_of.setdefault((body, col), len(row_of))
+                    slots.append(a)
+                    rows.append(r)
                     coef.append(cf)
-            dev = self.device
-            plan = (torch.tensor(a_idx, dtype=torch.long, device=dev), torch.tensor(p_idx, dtype=torch.long, device=dev),
-                    torch.tensor(out_idx, dtype=torch.long, device=dev), torch.tensor(coef, dtype=self.dtype, device=dev))
+            p_row, p_idx, out_idx = [], [], []
+            for p, body in enumerate(key):
+                for (b2, col), r in row_of.items():
+                    if b2 == body:
+                        p_row.append(r)
+                        p_idx.append(p)
+                        out_idx += [(p * 3 + i) * n + col for i in range(3)]
+
+            def lt(v):
+                return torch.tensor(v, dtype=torch.long, device=self.device)
+
+            plan = (lt(slots), lt(rows), torch.tensor(coef, dtype=self.dtype, device=self.device), len(row_of),
+                    lt(p_row), lt(p_idx), lt(out_idx))
             if len(self._pair_cache) > 64:
                 self._pair_cache.clear()
             self._pair_cache[key] = plan
