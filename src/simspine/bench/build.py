@@ -176,6 +176,7 @@ def run(args) -> int:
             measured.append({"label": "OpenSim IK tool per sequence, serial (IK only)", "frames": frames,
                              "seconds": secs, "cores": 1, "serial": True})
         rows = projection_rows(measured, args.total_frames, cores_here, args.node_cores)
+        args.figures = {"measured": measured, "rows": rows}  # --json (simspine.commands.bench)
         print()
         print(format_table(["method", "frames", "wall s", "cores", "frames/s", "frames/s per core",
                             f"h for {args.total_frames / 1e6:.2f} M frames here ({cores_here} cores)",
