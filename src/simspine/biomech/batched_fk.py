@@ -774,8 +774,23 @@ class BatchedKinematics:
         S = S * dv.reshape(-1, B)[self._active][:, None]
         return R_G, p_G, S, dq
 
+    #: Frames per block of the Jacobian: larger batches are done block by block into the output,
+    #: which keeps the intermediates in cache (B=2048 in blocks of 256: ~2x faster on CPU).
+    JACOBIAN_BLOCK = 256
+
     def _points_and_jacobian(self, z, body, loc):
-        zt = self._z(z).T
+        z = self._z(z)
+        B, blk = z.shape[0], self.JACOBIAN_BLOCK
+        if B <= blk or self.device.type != "cpu":
+            return self._points_and_jacobian_block(z, body, loc)
+        X = torch.empty(B, len(body), 3, dtype=self.dtype, device=self.device)
+        J = torch.empty(B, len(body), 3, z.shape[1], dtype=self.dtype, device=self.device)
+        for s0 in range(0, B, blk):
+            X[s0:s0 + blk], J[s0:s0 + blk] = self._points_and_jacobian_block(z[s0:s0 + blk], body, loc)
+        return X, J
+
+    def _points_and_jacobian_block(self, z, body, loc):
+        zt = z.T
         B, n = zt.shape[1], zt.shape[0]
         R_G, p_G, S, dq = self._axis_motions(zt)
         k = self._to_model_order[body]
