@@ -273,3 +273,38 @@ def test_analytic_jacobian_equals_forward_mode_autodiff(engine):
             t[:, k] = 1.0
             col = fwAD.unpack_dual(engine.markers(fwAD.make_dual(z, t))).tangent
         np.testing.assert_allclose(J[..., k].numpy(), col.numpy(), atol=1e-12)
+
+
+def _model_with_knee_function(model_path, tmp_path, function_xml):
+    """A copy of the model whose walker_knee_r rotation2 (a SimmSpline of knee_angle_r) is
+    replaced by ``function_xml`` (edited as XML: swapping functions through the API crashes)."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(model_path)
+    joint = next(j for j in tree.getroot().iter("CustomJoint") if j.get("name") == "walker_knee_r")
+    axis = next(a for a in joint.iter("TransformAxis") if a.get("name") == "rotation2")
+    old = next(c for c in axis if c.get("name") == "function")
+    axis.remove(old)
+    axis.append(ET.fromstring(function_xml))
+    out = tmp_path / "knee_function.osim"
+    tree.write(out)
+    return load_model(out)
+
+
+def test_polynomial_axis_matches_opensim_and_unsupported_function_is_named(model_path, tmp_path):
+    # PolynomialFunction coefficients: highest power first.
+    model = _model_with_knee_function(model_path, tmp_path, '<PolynomialFunction name="function">'
+                                      "<coefficients>0.05 -0.2 0.01</coefficients></PolynomialFunction>")
+    bk = BatchedKinematics.from_model(model)
+    kin = Kinematics(model)
+    z = random_poses(bk, 20, seed=10)
+    ref = opensim_markers(kin, bk.marker_names, bk.independent_names, z)
+    assert np.abs(bk.markers(torch.tensor(z)).numpy() - ref).max() < 1e-9
+    _, J = bk.markers_and_jacobian(torch.tensor(z[:1]))
+    assert np.abs(J[0].numpy() - opensim_jacobian(kin, bk.marker_names, bk.independent_names, z[0])).max() < 2e-7
+
+    model2 = _model_with_knee_function(model_path, tmp_path, '<StepFunction name="function">'
+                                       "<start_time>0</start_time><end_time>1</end_time>"
+                                       "<start_value>0</start_value><end_value>0.1</end_value></StepFunction>")
+    with pytest.raises(InputError, match="walker_knee_r axis 1.*StepFunction"):
+        BatchedKinematics.from_model(model2)
