@@ -217,15 +217,49 @@ def test_zxy_euler_matches_scipy():
     np.testing.assert_allclose(zxy_euler_deg(mats).numpy(), R.as_euler("ZXY", degrees=True), atol=1e-9)
 
 
-def test_unsupported_joint_is_named():
+def _chain_model(kinds):
+    """Bodies b0..bn chained by joints of ``kinds`` (rotated, offset joint frames), a marker on
+    each body, every coordinate's range +-1.2."""
     import opensim as osim
 
     model = osim.Model()
-    body = osim.Body("blob", 1.0, osim.Vec3(0), osim.Inertia(0.1))
-    model.addBody(body)
-    model.addJoint(osim.BallJoint("shoulder_ball", model.getGround(), body))
+    parent = model.getGround()
+    rng = np.random.default_rng(11)
+    for i, kind in enumerate(kinds):
+        body = osim.Body(f"b{i}", 1.0, osim.Vec3(0), osim.Inertia(0.1))
+        model.addBody(body)
+        v = [osim.Vec3(*rng.uniform(-0.3, 0.3, 3)) for _ in range(4)]
+        args = (f"j{i}_{kind}", parent, v[0], v[1], body, v[2], v[3])
+        if kind == "EllipsoidJoint":
+            args = args + (osim.Vec3(0.1, 0.2, 0.3),)
+        model.addJoint(getattr(osim, kind)(*args))
+        model.addMarker(osim.Marker(f"m{i}", body, osim.Vec3(*rng.uniform(-0.2, 0.2, 3))))
+        parent = body
     model.finalizeConnections()
-    with pytest.raises(InputError, match="shoulder_ball.*BallJoint"):
+    cs = model.updCoordinateSet()
+    for k in range(cs.getSize()):
+        cs.get(k).setRangeMin(-1.2)
+        cs.get(k).setRangeMax(1.2)
+    return model
+
+
+def test_other_joint_types_match_opensim():
+    kinds = ["FreeJoint", "GimbalJoint", "BallJoint", "SliderJoint", "PlanarJoint", "UniversalJoint",
+             "PinJoint", "WeldJoint"]
+    model = _chain_model(kinds)
+    bk = BatchedKinematics.from_model(model)
+    kin = Kinematics(model)
+    z = random_poses(bk, 50, seed=12)
+    ref = opensim_markers(kin, bk.marker_names, bk.independent_names, z)
+    assert np.abs(bk.markers(torch.tensor(z)).numpy() - ref).max() < 1e-12
+    _, J = bk.markers_and_jacobian(torch.tensor(z[:2]))
+    for i in range(2):
+        assert np.abs(J[i].numpy() - opensim_jacobian(kin, bk.marker_names, bk.independent_names, z[i])).max() < 2e-7
+
+
+def test_unsupported_joint_is_named():
+    model = _chain_model(["PinJoint", "EllipsoidJoint"])
+    with pytest.raises(InputError, match="j1_EllipsoidJoint is a EllipsoidJoint"):
         BatchedKinematics.from_model(model)
 
 

@@ -1,8 +1,8 @@
 """Batched forward kinematics of an OpenSim model in PyTorch: many frames in one array operation.
 
 :class:`BatchedKinematics` reads a model through OpenSim's Python API once -- bodies, joints
-(CustomJoint spatial transforms with their function-driven axes, PinJoint, UniversalJoint,
-WeldJoint), the parent/child offset frames, markers, locked coordinates and the coordinate coupler
+(CustomJoint spatial transforms with their function-driven axes, and the simpler joint types of
+:data:`SUPPORTED_JOINTS`), the parent/child offset frames, markers, locked coordinates and the coordinate coupler
 constraints -- and then evaluates marker positions, body transforms, arbitrary body stations and
 their exact Jacobians for a batch of frames ``z`` [B, n_indep] of the model's independent
 coordinates (the same free coordinates, in the same order, as
@@ -17,7 +17,10 @@ Conventions (OpenSim's, reproduced exactly; checked against OpenSim in ``tests/t
   p_FM = sum f_k t_k. Each f is the TransformAxis function of its coordinate (LinearFunction,
   Constant, SimmSpline, PolynomialFunction, MultiplierFunction of those).
 * PinJoint: rotation about the common z axis. UniversalJoint: rotation about x, then about the new
-  y. WeldJoint: identity.
+  y. GimbalJoint, BallJoint (its Euler-angle coordinates), FreeJoint: body-fixed X-Y-Z rotations
+  (Free: then translations along F's axes). SliderJoint: translation along x. PlanarJoint:
+  rotation about z, translations along x and y. WeldJoint: identity. Other types (Ellipsoid,
+  Scapulothoracic, ConstantCurvature) are refused with an error naming the joint.
 * A body's transform in its parent body: X_PB = X_PF X_FM X_BM^-1 (X_PF, X_BM: the joint's parent
   and child offset frames in their bodies).
 * SimmSpline: the cubic spline of Forsythe, Malcolm and Moler that OpenSim's SimmSpline implements
@@ -44,6 +47,9 @@ import torch
 
 from simspine.errors import InputError
 
+#: Joint types the engine reproduces (checked against OpenSim in tests/test_batched_fk.py).
+SUPPORTED_JOINTS = ("CustomJoint", "PinJoint", "UniversalJoint", "GimbalJoint", "BallJoint", "FreeJoint",
+                    "SliderJoint", "PlanarJoint", "WeldJoint")
 _TINY = 1e-7  # OpenSim's TINY_NUMBER in SimmSpline (minimum knot spacing)
 
 
@@ -294,9 +300,19 @@ def _joint_axes(osim, joint, coord_index: dict[str, int]) -> list[_Axis]:
         return [rot(ez, coords[0]), rot(ex), rot(ey)] + trans_none
     if kind == "UniversalJoint":
         return [rot(ex, coords[0]), rot(ey, coords[1]), rot(ez)] + trans_none
+    if kind in ("GimbalJoint", "BallJoint"):  # body-fixed X-Y-Z (Ball: OpenSim's Euler coordinates)
+        return [rot(ex, coords[0]), rot(ey, coords[1]), rot(ez, coords[2])] + trans_none
+    if kind == "FreeJoint":
+        return [rot(ex, coords[0]), rot(ey, coords[1]), rot(ez, coords[2])] + [
+            _Axis("trans", d, coord_index[c], ident) for d, c in zip((ex, ey, ez), coords[3:], strict=True)]
+    if kind == "SliderJoint":
+        return [rot(ex), rot(ey), rot(ez), _Axis("trans", ex, coord_index[coords[0]], ident)] + trans_none[1:]
+    if kind == "PlanarJoint":  # rotation about z, then translation along x and y of F
+        return [rot(ez, coords[0]), rot(ex), rot(ey), _Axis("trans", ex, coord_index[coords[1]], ident),
+                _Axis("trans", ey, coord_index[coords[2]], ident), trans_none[2]]
     if kind != "CustomJoint":
         raise InputError(None, f"joint {name} is a {kind}, which the batched kinematics does not support "
-                               "(supported: CustomJoint, PinJoint, UniversalJoint, WeldJoint)")
+                               f"(supported: {', '.join(SUPPORTED_JOINTS)})")
     st = osim.CustomJoint.safeDownCast(joint).getSpatialTransform()
     out = []
     for k in range(6):
