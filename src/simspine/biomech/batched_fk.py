@@ -2,8 +2,8 @@
 
 :class:`BatchedKinematics` reads a model through OpenSim's Python API once -- bodies, joints
 (CustomJoint spatial transforms with their function-driven axes, and the simpler joint types of
-:data:`SUPPORTED_JOINTS`), the parent/child offset frames, markers, locked coordinates and the coordinate coupler
-constraints -- and then evaluates marker positions, body transforms, arbitrary body stations and
+:data:`SUPPORTED_JOINTS`), the parent/child offset frames, markers, locked coordinates and the
+coordinate coupler constraints -- and then evaluates marker positions, body transforms, arbitrary body stations and
 their exact Jacobians for a batch of frames ``z`` [B, n_indep] of the model's independent
 coordinates (the same free coordinates, in the same order, as
 :class:`simspine.biomech.ik._Kinematic`). Everything is float64 by default and runs on any torch
@@ -29,10 +29,21 @@ Conventions (OpenSim's, reproduced exactly; checked against OpenSim in ``tests/t
 * Couplers: a dependent coordinate = scale_factor x f(independent coordinate) (any supported
   one-argument function); locked coordinates stay at their default value.
 
-The Jacobian (:meth:`BatchedKinematics.markers_and_jacobian`) is analytic: every joint axis
-contributes a spatial velocity (rotation: w, -w x o; translation: 0, t) per unit of its function
-value; times the function's derivative and the coordinate's derivative with respect to z, summed
-down the tree, a point's velocity is w x X + v.
+The Jacobian (:meth:`BatchedKinematics.markers_and_jacobian`) is analytic: every joint axis a
+coordinate moves contributes a spatial velocity (rotation about axis w through pivot o: w, -w x o;
+translation along t: 0, t) per unit of its function value; times the function's derivative and
+the coordinate's derivative with respect to z (one z column per axis with linear couplers, summed
+per body and column), a point X on the body moves at w x X + v. Why analytic: automatic
+differentiation through the same FK was measured far slower on CPU -- forward-mode AD, one
+tangent per coordinate, took 5.8 s for 256 frames against 56 ms analytic (same results within
+2e-14); ``torch.func.jacfwd`` under ``vmap`` does not apply to the in-place, level-by-level tree
+composition, and would still carry 40 tangents through every operation.
+
+Speed (one thread of a shared 2-core machine under heavy load, CPU time, prepared model: 40 free
+coordinates, 37 markers): markers 30-45k frames/s and markers + Jacobian 12-20k frames/s for
+batches of 128-2048 frames (one frame: ~1.7 and ~2.8 ms, Python overhead); OpenSim's per-frame FK
+(set coordinates, realize position, 37 markers) 1.4-2.2k frames/s, with 37 station Jacobians
+1.0-1.4k frames/s.
 """
 
 from __future__ import annotations
