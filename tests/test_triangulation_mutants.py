@@ -197,3 +197,97 @@ def test_consistent_views_unused_views_are_not_hypotheses(cams, scene):
     assert not best[3].any()
     assert best[:2].all() and not best[2].any()
     assert not amb.any()
+
+
+# ---- projection and refinement ------------------------------------------------------------------
+def test_project_matches_camera_with_skew_and_distortion(cams, scene):
+    X, _ = scene
+    c0 = cams[0]
+    K = c0.K.copy()
+    K[0, 1] = 7.0  # a skewed pixel grid (S9's cameras have none)
+    cam = Camera("skew", c0.size, K, [0.1, -0.05, 0.001, -0.002, 0.01], c0.R, c0.t, "opencv")
+    u, v = tri._project(cam, X)
+    np.testing.assert_allclose(np.c_[u, v], cam.project(X), rtol=0, atol=1e-9)
+    u2, v2, _, _ = tri._project(cam, X, jacobian=True)
+    np.testing.assert_allclose(np.c_[u2, v2], cam.project(X), rtol=0, atol=1e-9)
+
+
+def test_ray_errors_on_the_camera_plane_are_inf_without_warnings(cams, scene):
+    X, uv = scene
+    c0 = cams[0]
+    centre = -c0.R.T @ c0.t
+    P = np.vstack([X[:2], centre + c0.R[0]])  # the last point lies in camera 0's plane (z = 0)
+    rays = _rays(cams, np.concatenate([uv[:, :2], uv[:, :1]], axis=1))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e = tri._ray_errors(cams, P, rays, _focal(cams))
+    assert np.isinf(e[0, 2]) and np.all(e[:, :2] < 1e-6)
+
+
+def _huber_cost(cams, X, uv, w, delta):
+    out = 0.0
+    for c, cam in enumerate(cams):
+        if w[c] > 0:
+            u, v = tri._project(cam, X[None])
+            r = float(np.hypot(u[0] - uv[c, 0], v[0] - uv[c, 1]))
+            out += w[c] * (0.5 * r * r if r <= delta else delta * (r - 0.5 * delta))
+    return out
+
+
+def test_refine_reaches_the_huber_minimum(cams, scene):
+    """IRLS with weights min(1, delta/|r|) converges to the minimum of the Huber cost: moving
+    the result by 0.1 mm in any direction does not lower the cost (computed independently)."""
+    X, uv = scene
+    rng = np.random.default_rng(11)
+    obs = uv[:, :6] + rng.normal(scale=1.5, size=(4, 6, 2))
+    obs[1, :, 0] += 40.0  # one view 40 px off in u
+    w = np.ones((4, 6))
+    w[3] = 0.5
+    R = tri._refine(cams, X[:6] + 0.01, obs, w, 5.0, 50, 1e-12)
+    for n in range(6):
+        c0 = _huber_cost(cams, R[n], obs[:, n], w[:, n], 5.0)
+        for k in range(3):
+            for s in (-1, 1):
+                d = np.zeros(3)
+                d[k] = s * 1e-4
+                assert _huber_cost(cams, R[n] + d, obs[:, n], w[:, n], 5.0) > c0
+
+
+def test_refine_point_selection(cams, scene):
+    X, uv = scene
+    X0 = X[:4] + 0.02
+    X0[3] = np.nan
+    w = np.zeros((4, 4))
+    w[:, 0] = 1.0  # four views: refined to the exact point
+    w[1:3, 1] = 1.0  # two views: refined to the exact point
+    w[2, 2] = 1.0  # one view: left as it is
+    w[:, 3] = 1.0  # no start point: stays NaN, and does not stop the others
+    R = tri._refine(cams, X0, uv[:, :4], w, 5.0, 20, 1e-10)
+    np.testing.assert_allclose(R[:2], X[:2], atol=1e-7)
+    assert np.array_equal(R[2], X0[2]) and np.isnan(R[3]).all()
+
+
+def test_refine_ignores_a_used_view_that_sees_the_point_behind_it(cams, scene):
+    X, uv = scene
+    c0 = cams[0]
+    centre = -c0.R.T @ c0.t
+    P = centre - 0.5 * c0.R[2]  # half a metre behind camera 0
+    obs = np.stack([cam.project(P[None])[0] if c else np.array([500.0, 500.0]) for c, cam in enumerate(cams)])
+    assert np.isfinite(obs).all()
+    R = tri._refine(cams, (P + [0.01, -0.01, 0.01])[None], obs[:, None], np.ones((4, 1)), 5.0, 20, 1e-10)
+    np.testing.assert_allclose(R[0], P, atol=1e-7)
+
+
+def test_refine_from_the_exact_point_warns_nothing(cams, scene):
+    """Residuals exactly 0 (start at the solution): the Huber weight delta/0 is inf, capped at 1,
+    silently; the point does not move."""
+    X, _ = scene
+    obs = np.stack([np.c_[tri._project(cam, X[:5])] for cam in cams])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        R = tri._refine(cams, X[:5], obs, np.ones((4, 5)), 5.0, 10, 1e-10)
+    np.testing.assert_allclose(R, X[:5], atol=1e-12)
