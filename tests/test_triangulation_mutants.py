@@ -123,12 +123,24 @@ def test_uncertainty_matches_numpy_inverse_with_views_left_out(cams, scene):
     u = tri._uncertainty(cams, X, use)
     np.testing.assert_allclose(u, _uncertainty_numpy(cams, X, use), rtol=1e-9)
     assert (~use).any()
+    # cameras with a focal length of 1 px: det(J^T J) is far below 1 but the geometry is fine
+    unit = [Camera(c.name, c.size, np.eye(3), np.zeros(5), c.R, c.t) for c in cams]
+    u1 = tri._uncertainty(unit, X, use)
+    np.testing.assert_allclose(u1, _uncertainty_numpy(unit, X, use), rtol=1e-9)
 
 
 def test_uncertainty_of_degenerate_geometry(cams, scene):
     X, _ = scene
     use = np.zeros((4, 40), dtype=bool)
-    assert np.isinf(tri._uncertainty(cams, X, use)).all()  # no view: J^T J = 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf(tri._uncertainty(cams, X, use)).all()  # no view: J^T J = 0 (0/0, silently)
+        # one view with R = I, t = 0 and the point on its optical axis: J^T J has an exactly zero
+        # row and column, det = 0 with a non-zero trace of cofactors (x/0, silently)
+        axis_cam = [Camera("a", (100, 100), np.eye(3))]
+        assert np.isinf(tri._uncertainty(axis_cam, np.array([[0.0, 0.0, 2.0]]), np.ones((1, 1), bool))).all()
     use[0] = True  # one view: no depth, J^T J singular up to rounding
     u = tri._uncertainty(cams, X, use)
     assert (~np.isfinite(u) | (u > 1.0)).all()
