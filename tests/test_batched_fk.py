@@ -290,6 +290,11 @@ def test_nonlinear_coupler_and_bad_input(model_path):
         bk.markers(torch.tensor(z), ["NoSuchMarker"])
     with pytest.raises(InputError, match="no body"):
         bk.set_marker_locations(["X"], ["nobody"], [[0, 0, 0]])
+    with pytest.raises(InputError, match="shape"):
+        bk.set_marker_locations(["X", "Y"], ["pelvis", "pelvis"], [[0, 0, 0]])
+    with pytest.raises(InputError, match="non-finite"):
+        bk.set_marker_locations(["X"], ["pelvis"], [[0, np.nan, 0]])
+    assert "X" not in bk.marker_names
 
 
 def test_analytic_jacobian_equals_forward_mode_autodiff(engine):

@@ -43,7 +43,9 @@ Speed (one thread of a shared 2-core machine under heavy load, CPU time, prepare
 coordinates, 37 markers): markers 30-45k frames/s and markers + Jacobian 12-20k frames/s for
 batches of 128-2048 frames (one frame: ~1.7 and ~2.8 ms, Python overhead); OpenSim's per-frame FK
 (set coordinates, realize position, 37 markers) 1.4-2.2k frames/s, with 37 station Jacobians
-1.0-1.4k frames/s.
+1.0-1.4k frames/s. Small batches want one torch thread on a busy machine: with 2 threads on
+the loaded 2-core machine, 8 frames of markers + Jacobian took 51 ms (scatter_add_ and mm waiting
+on their thread pool) against 10 ms with ``torch.set_num_threads(1)``.
 """
 
 from __future__ import annotations
@@ -633,10 +635,12 @@ class BatchedKinematics:
         """Move (or add) markers: ``locations`` [len(names), 3] metres in the frame of each body
         of ``bodies`` (e.g. after marker registration). Unnamed markers stay as they are."""
         locations = torch.as_tensor(np.asarray(locations, float) if not torch.is_tensor(locations) else locations,
-                                    dtype=self.dtype, device=self.device).reshape(-1, 3)
-        if not (len(names) == len(bodies) == locations.shape[0]):
-            raise InputError(None, f"set_marker_locations: {len(names)} names, {len(bodies)} bodies, "
-                                   f"{locations.shape[0]} locations")
+                                    dtype=self.dtype, device=self.device)
+        if not (len(names) == len(bodies) and tuple(locations.shape) == (len(names), 3)):
+            raise InputError(None, f"set_marker_locations: {len(names)} names and {len(bodies)} bodies need "
+                                   f"locations of shape ({len(names)}, 3), got {tuple(locations.shape)}")
+        if not torch.isfinite(locations).all():
+            raise InputError(None, "set_marker_locations: non-finite marker locations")
         bad = [b for b in bodies if b not in self.body_names]
         if bad:
             raise InputError(None, f"set_marker_locations: no body named {', '.join(sorted(set(bad)))}")
