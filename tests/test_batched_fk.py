@@ -235,6 +235,12 @@ def _chain_model(kinds):
         model.addJoint(getattr(osim, kind)(*args))
         model.addMarker(osim.Marker(f"m{i}", body, osim.Vec3(*rng.uniform(-0.2, 0.2, 3))))
         parent = body
+    # A marker on a rotated offset frame of the last body.
+    frame = osim.PhysicalOffsetFrame("tool", parent, osim.Transform(osim.Rotation(0.7, osim.Vec3(0.3, 0.5, 0.8)),
+                                                                    osim.Vec3(0.1, -0.05, 0.2)))
+    parent.addComponent(frame)
+    model.finalizeConnections()
+    model.addMarker(osim.Marker("on_frame", frame, osim.Vec3(0.02, 0.03, -0.04)))
     model.finalizeConnections()
     cs = model.updCoordinateSet()
     for k in range(cs.getSize()):
@@ -249,6 +255,7 @@ def test_other_joint_types_match_opensim():
     model = _chain_model(kinds)
     bk = BatchedKinematics.from_model(model)
     kin = Kinematics(model)
+    assert bk.marker_names[-1] == "on_frame"
     z = random_poses(bk, 50, seed=12)
     ref = opensim_markers(kin, bk.marker_names, bk.independent_names, z)
     assert np.abs(bk.markers(torch.tensor(z)).numpy() - ref).max() < 1e-12
