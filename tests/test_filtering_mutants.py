@@ -219,3 +219,85 @@ def test_filter_trajectories_switches():
     assert gaps.conf[10:12, 0].tolist() == [0.5, 0.5]  # default filled_conf
     one = Trajectories(t[:1], ["p"], np.ones((1, 1, 3)))
     np.testing.assert_array_equal(filter_trajectories(one).xyz, np.ones((1, 1, 3)))
+
+
+def test_fill_gaps_defaults_mask_and_column_order():
+    x = np.arange(40.0)[:, None].repeat(2, 1)
+    x[5:15, 1] = np.nan  # 10 samples: filled by default
+    x[20:31, 1] = np.nan  # 11 samples: not
+    x[3:30, 0] = np.nan  # column 0: only a gap too long to fill, which must not stop column 1
+    out, filled = fill_gaps(x)
+    assert filled.dtype == bool and filled.shape == x.shape
+    assert filled[:, 1].tolist() == [5 <= i < 15 for i in range(40)] and not filled[:, 0].any()
+    np.testing.assert_allclose(out[5:15, 1], np.arange(5.0, 15.0))
+    # max_gap 1: a single missing sample is filled
+    one, f1 = fill_gaps(np.array([0.0, np.nan, 2.0, np.nan, np.nan, 5.0]), max_gap=1, method="linear")
+    np.testing.assert_allclose(one[:3], [0.0, 1.0, 2.0])
+    assert f1.tolist() == [False, True, False, False, False, False]
+    # max_gap 0 keeps the input's shape for the mask too
+    _, f0 = fill_gaps(np.full((5, 2, 3), np.nan), max_gap=0)
+    assert f0.shape == (5, 2, 3) and f0.dtype == bool and not f0.any()
+
+
+def test_hampel_defaults_and_ends():
+    rng = np.random.default_rng(9)
+    x = rng.standard_t(2, size=200)
+    assert np.array_equal(hampel(x), _hampel_loop(x, 3, 3.0))
+    # the first window is truncated, not padded with zeros: 100 among 200s is a spike
+    y = np.r_[100.0, np.full(7, 200.0)]
+    assert hampel(y).tolist() == [True] + [False] * 7
+    # a deviation of 1.5e-12 from a median of 0 in a constant window is above the rounding tolerance
+    z = np.zeros(9)
+    z[4] = 1.5e-12
+    assert np.nonzero(hampel(z))[0].tolist() == [4]
+
+
+def test_filter_trajectories_passes_its_options_on():
+    T = 200
+    t = np.arange(T) / RATE
+    rng = np.random.default_rng(2)
+    xyz = (np.sin(2 * np.pi * 1.0 * t)[:, None, None] + 0.05 * rng.standard_t(2, size=(T, 1, 3)))
+    xyz[50, 0, 0] = np.nan  # one missing sample: filled with max_gap=1
+    traj = Trajectories(t, ["p"], xyz)
+    o = FilterOptions(hampel=True, hampel_half_window=2, hampel_sigmas=2.5, max_gap=1, order=2,
+                      cutoff_hz=8.0, gap_method="linear")
+    out = filter_trajectories(traj, o)
+    ref = xyz.copy()
+    ref[hampel(ref, 2, 2.5).any(-1)] = np.nan
+    ref[~np.isfinite(ref).all(-1)] = np.nan
+    ref, _ = fill_gaps(ref, 1, "linear", t)
+    ref = butterworth_filter(ref, RATE, 8.0, 2)
+    np.testing.assert_allclose(out.xyz, ref, rtol=1e-12, equal_nan=True)
+    assert out.conf[50, 0] == 0.5
+
+
+def test_filter_trajectories_fills_in_time_not_in_samples():
+    # frames at uneven times (a dropped frame): a linear fill follows the timestamps
+    t = np.array([0.0, 0.01, 0.02, 0.04, 0.05])
+    xyz = np.zeros((5, 1, 3))
+    xyz[:, 0, 0] = t * 100
+    xyz[2, 0] = np.nan
+    out = filter_trajectories(Trajectories(t, ["p"], xyz), FilterOptions(cutoff_hz=None, gap_method="linear"))
+    np.testing.assert_allclose(out.xyz[2, 0, 0], 2.0)
+
+
+def test_valid_parameter_edges_accepted():
+    # any positive rate, any cutoff strictly between 0 and Nyquist
+    for rate, cut in ((0.5, 0.1), (100.0, 0.5), (100.0, 40.0), (100.0, 49.9)):
+        np.testing.assert_allclose(butterworth_sos(rate, cut, 2), signal.butter(2, cut, fs=rate, output="sos"))
+    # exactly 4 finite samples: the cubic spline is used (3 would fall back to linear)
+    t = np.arange(6.0)
+    x = np.array([0.0, 1.0, np.nan, 27.0, np.nan, 125.0])
+    from scipy.interpolate import CubicSpline
+
+    f = np.isfinite(x)
+    out, _ = fill_gaps(x, max_gap=2)
+    np.testing.assert_allclose(out[[2, 4]], CubicSpline(t[f], x[f])(t[[2, 4]]), rtol=1e-12)
+    assert abs(out[2] - 14.0) > 1.0  # not the linear value
+
+
+def test_integer_inputs_are_filtered_as_floats():
+    x = (100 * np.sin(np.arange(80) / 5.0)).astype(int)
+    np.testing.assert_allclose(butterworth_filter(x, RATE), butterworth_filter(x.astype(float), RATE), rtol=1e-12)
+    # a mask of 0/1/2 values is read as True/False
+    assert finite_runs(np.array([2, 0, 3, 1, 0])) == [(0, 1), (2, 4)]
