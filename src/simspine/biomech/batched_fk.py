@@ -40,8 +40,8 @@ tangent per coordinate, took 5.8 s for 256 frames against 56 ms analytic (same r
 composition, and would still carry 40 tangents through every operation.
 
 Speed (one thread of a shared 2-core machine under heavy load, CPU time, prepared model: 40 free
-coordinates, 37 markers): markers 30-45k frames/s and markers + Jacobian 12-20k frames/s for
-batches of 128-2048 frames (one frame: ~1.7 and ~2.8 ms, Python overhead); OpenSim's per-frame FK
+coordinates, 37 markers; several runs): markers 27-67k frames/s and markers + Jacobian 12-20k
+frames/s for batches of 128-2048 frames (one frame: 1-3 ms, Python overhead); OpenSim's per-frame FK
 (set coordinates, realize position, 37 markers) 1.4-2.2k frames/s, with 37 station Jacobians
 1.0-1.4k frames/s. Small batches want one torch thread on a busy machine: with 2 threads on
 the loaded 2-core machine, 8 frames of markers + Jacobian took 51 ms (scatter_add_ and mm waiting
