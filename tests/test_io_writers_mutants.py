@@ -246,6 +246,7 @@ def test_people_folder_on_the_frame_number_axis(tmp_path):
     _write(f, "c_8.json", [])
     xy, conf, count = O.read_openpose_people_folder(f)
     assert xy.shape == (4, 3, 2, 2) and conf.shape == (4, 3, 2) and count.tolist() == [1, 0, 3, 0]
+    assert count.dtype == np.int64
     assert xy[0, 0].tolist() == [[1, 1], [2, 2]] and np.isnan(xy[0, 1:]).all() and np.isnan(xy[1]).all()
     assert xy[2, 2, 0].tolist() == [7, 7] and np.isnan(xy[2, 2, 1]).all() and conf[2, 2].tolist() == [0.1, 0]
     # the single-person reader takes the most confident person per frame
@@ -255,11 +256,20 @@ def test_people_folder_on_the_frame_number_axis(tmp_path):
     # chosen frames: before, inside and after the files; rows follow ``frames``
     xy, conf, count = O.read_openpose_people_folder(f, frames=[8, 4, 5])
     assert count.tolist() == [0, 0, 1] and xy.shape == (3, 1, 2, 2) and xy[2, 0, 1].tolist() == [2, 2]
+    # a file after one outside the chosen frames is still read
+    xy, conf, count = O.read_openpose_people_folder(f, frames=[7])
+    assert count.tolist() == [3] and xy[0, 1, 0].tolist() == [5, 5]
     # a frame holding nobody everywhere: one padding person
     g = tmp_path / "g_json"
     _write(g, "g_1.json", [])
     xy, conf, count = O.read_openpose_people_folder(g, n_keypoints=3)
     assert xy.shape == (1, 1, 3, 2) and count.tolist() == [0]
+    # the single-person reader passes the keypoint count on: a known K for a folder of nobody, and
+    # a file that does not hold K keypoints is refused
+    sxy, sconf = O.read_openpose_folder(g, n_keypoints=3)
+    assert sxy.shape == (1, 3, 2) and np.isnan(sxy).all() and sconf.tolist() == [[0, 0, 0]]
+    with pytest.raises(InputError, match="c_5.json: people.0..pose_keypoints_2d has 6 values, expected 3 x 3 = 9"):
+        O.read_openpose_folder(f, n_keypoints=3, frames=[5])
     with pytest.raises(InputError) as e:
         O.read_openpose_people_folder(g)
     assert str(e.value) == f"{g}: no person in any frame, so the keypoint count is unknown (pass n_keypoints)"
