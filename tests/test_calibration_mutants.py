@@ -36,6 +36,9 @@ def test_toml_writer_values_and_units_by_tomllib(tmp_path):
                            "Rodrigues\n# vector (radians), translation in metres, matrix in pixels, OpenCV "
                            "distortions k1 k2 p1 p2 [k3].\n\n[cam01]\n")
     assert '\n["side view.2"]\nname = "side view.2"\n' in text
+    # bare keys where TOML allows them (letters of either case, digits, _ and -), quoted otherwise
+    t2 = C.write_calibration_toml(tmp_path / "k.toml", [Camera("Cam_B-2", (2, 2), K)]).read_text()
+    assert "\n[Cam_B-2]\nname = \"Cam_B-2\"\n" in t2
     d = tomllib.loads(text)
     assert list(d) == ["cam01", "side view.2", "metadata"]
     assert d["metadata"] == {"adjusted": False, "error": 0.0, "world_frame": 'lab "A" (Z up)'}
@@ -174,6 +177,7 @@ def test_load_calibration_dispatch(tmp_path):
     q = tmp_path / "lab.qca"
     q.write_text(_qca([_qcam("c1")]))
     assert [c.name for c in C.load_calibration(q)] == ["c1"]
+    assert C.load_calibration(q)[0].size == (1088, 1920)  # binning 1 by default
     assert C.load_calibration(q, binning_factor=2)[0].size == (544, 960)
     x = tmp_path / "c.json"
     x.write_text("{}")

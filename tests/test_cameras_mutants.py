@@ -117,6 +117,11 @@ def test_project_matches_opencv_with_skew_and_behind_the_camera():
     behind = np.array([[0.0, 0.0, -1.0], [0.1, 0.0, 0.0]])
     uv = Camera("at origin", (2, 2), K, cam.dist).project(behind.reshape(1, 2, 3))
     assert uv.shape == (1, 2, 2) and np.isnan(uv).all()
+    # on the camera plane with x, y != 0 (x/0 = inf): NaN too, not infinity; 0.5 m in front is seen
+    origin = Camera("at origin", (2, 2), K)
+    assert np.isnan(origin.project(np.array([0.1, 0.2, 0.0]), distort=False)).all()
+    assert np.allclose(origin.project(np.array([0.1, 0.2, 0.5]), distort=False),
+                       [1000 * 0.2 + 2.5 * 0.4 + 950, 1010 * 0.4 + 530])
     # the inverse pixel mapping undoes the skew
     xy = rng.uniform(-0.5, 0.5, (20, 2))
     assert np.allclose(cam.pixels_to_normalized(cam.normalized_to_pixels(xy)), xy, atol=1e-14)
@@ -176,6 +181,10 @@ def test_undistort_converges_and_stops():
     plain = Camera("p", (2, 2), K)
     out = plain.undistort_normalized(xy_d)
     assert np.array_equal(out, xy_d) and out is not xy_d
+    assert plain.undistort_normalized(np.array([[1, 2]])).dtype == float  # integer input, float output
+    # a single strongly distorted point is iterated like many
+    one = cam.distort_normalized(np.array([[0.55, -0.45]]))
+    assert np.abs(cam.undistort_normalized(one) - [[0.55, -0.45]]).max() < 1e-12
     # pixels: undistort_pixels and pixel_rays invert project's distortion
     uv_d = cam.normalized_to_pixels(xy_d)
     assert np.allclose(cam.pixel_rays(uv_d), xy, atol=1e-12)
@@ -205,6 +214,11 @@ def test_converted_exact_without_tangential_terms():
     same = cam.converted("opencv")
     assert same is not cam and same.dist.tolist() == cam.dist.tolist() and same.dist_model == "opencv"
     assert same.name == cam.name and same.size == cam.size and np.array_equal(same.R, cam.R)
+    assert h.name == "c" and h.converted("h36m").dist_model == "h36m"
+    # |p1| == |p2| != 0 is tangential distortion, not none
+    for p1, p2 in ((0.001, -0.001), (0.002, 0.002)):
+        with pytest.raises(InputError, match="no exact conversion"):
+            _cam((-0.2, 0.05, p1, p2, 0.01), "opencv").converted("h36m")
     with pytest.raises(InputError) as e:
         cam.converted("kannala")
     assert str(e.value) == "c: unknown distortion model 'kannala'"
@@ -228,6 +242,17 @@ def test_converted_fit_with_tangential_terms(src, dst):
     err = np.abs(fit.normalized_to_pixels(fit.distort_normalized(xy)) - uv).max()
     assert fit.conversion_error_px == pytest.approx(err, rel=1e-6, abs=1e-9)
     assert 0 < fit.conversion_error_px < 2.0
+    # the coefficients are the linear least-squares optimum over that grid: built here from the
+    # camera's own distortion function (unit coefficient vectors, distortion being linear in them)
+    # rather than from the converter's hand-written design matrix
+    cols = []
+    for j in range(5):
+        e = np.zeros(5)
+        e[j] = 1.0
+        cols.append((Camera("e", cam.size, K, e, dist_model=dst).distort_normalized(xy) - xy).T.ravel())
+    target = cam.pixels_to_normalized(uv)
+    ref = np.linalg.lstsq(np.stack(cols, 1), (target - xy).T.ravel(), rcond=None)[0]
+    assert np.allclose(fit.dist, ref, rtol=1e-9, atol=1e-13)
     # the radial terms carry over nearly unchanged
     assert np.allclose(fit.distortion_coefficients()[:2], cam.distortion_coefficients()[:2], rtol=0.2)
 
