@@ -35,6 +35,16 @@ def test_constructor_normalises_fields():
     with pytest.raises(InputError) as e:
         Camera("cam7", (1, 1), K, [0.1, 0.2, 0.3, 0.4, 0.5, 0, 0.01, 0])
     assert str(e.value) == "cam7: only 5 distortion coefficients are supported, got 8"
+    # 6 or 8 coefficients with a non-zero sixth are refused
+    for extra in ([0.01], [0.01, 0, 0]):
+        with pytest.raises(InputError, match=f"only 5 distortion coefficients are supported, got {5 + len(extra)}"):
+            Camera("c", (1, 1), K, [0.1, 0.2, 0.3, 0.4, 0.5] + extra)
+    # integer lists and OpenCV's (3, 1) translation vector become float arrays of the documented shapes
+    ic = Camera("c", (2, 2), [[1000, 0, 960], [0, 1000, 540], [0, 0, 1]], [0, 0, 0, 0, 0], np.eye(3, dtype=int),
+                np.array([[0], [0], [3]]))
+    assert (ic.K.dtype, ic.R.dtype, ic.t.dtype, ic.dist.dtype) == (float,) * 4 and ic.t.shape == (3,)
+    # a normalised camera (K = I, focal length 1) is valid
+    assert Camera("n", (2, 2), np.eye(3)).project(np.array([0.2, 0.4, 2.0])).tolist() == [0.1, 0.2]
     # a default camera: no distortion, identity pose
     d = Camera("d", (2, 2), K)
     assert d.dist.tolist() == [0.0] * 5 and np.array_equal(d.R, np.eye(3)) and d.t.tolist() == [0.0] * 3
@@ -65,6 +75,12 @@ def test_validate_messages():
                                                "(|R R^T - I| = 0, det = -1)")
     assert msg(R=np.diag([1.0, 1.0, 1.001])) == ("camera 'c9': rotation is not orthonormal with determinant 1 "
                                                 "(|R R^T - I| = 0.002, det = 1.001)")
+    # a shear with determinant 1 is not a rotation; nor is a uniform scale with |R R^T - I| < 1e-5 but
+    # det - 1 = 1.5e-5
+    shear = np.eye(3)
+    shear[0, 1] = 0.01
+    assert msg(R=shear).startswith("camera 'c9': rotation is not orthonormal with determinant 1 (|R R^T - I| = 0.01")
+    assert "det = 1.00001)" in msg(R=np.eye(3) * (1 + 4.9e-6))
     # within 1e-5 is accepted (a rotation read from a text file)
     Camera("ok", (1, 1), K, R=np.diag([1.0, 1.0, 1.0 + 4e-6]))
     Camera("ok", (1, 1), K, R=np.diag([1.0, 1.0, 1.0 - 4e-6]))
@@ -122,7 +138,9 @@ def test_project_matches_opencv_with_skew_and_behind_the_camera():
     assert np.isnan(origin.project(np.array([0.1, 0.2, 0.0]), distort=False)).all()
     assert np.allclose(origin.project(np.array([0.1, 0.2, 0.5]), distort=False),
                        [1000 * 0.2 + 2.5 * 0.4 + 950, 1010 * 0.4 + 530])
-    # the inverse pixel mapping undoes the skew
+    # the inverse pixel mapping undoes the skew, on any leading shape
+    grid_uv = np.arange(12.0).reshape(2, 3, 2) * 100
+    assert np.allclose(cam.normalized_to_pixels(cam.pixels_to_normalized(grid_uv)), grid_uv, atol=1e-9)
     xy = rng.uniform(-0.5, 0.5, (20, 2))
     assert np.allclose(cam.pixels_to_normalized(cam.normalized_to_pixels(xy)), xy, atol=1e-14)
     uv = cam.normalized_to_pixels(np.array([0.1, 0.2]))
