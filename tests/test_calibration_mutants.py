@@ -126,6 +126,8 @@ def test_toml_reader_defaults_and_non_camera_tables(tmp_path):
     assert cam.size == (1920, 1080)  # rounded
     assert cam.dist.tolist() == [0.1, 0, 0, 0, 0] and cam.dist_model == "opencv"
     assert np.allclose(cam.R, _rot([0.1, 0.2, 0.3]), atol=1e-14) and cam.t.tolist() == [0, 0, 3]
+    # a single radial coefficient is a valid OpenCV distortion vector
+    assert C.read_calibration_toml(_toml(tmp_path, dist="[ -0.05]"))[0].dist.tolist() == [-0.05, 0, 0, 0, 0]
     # 8 coefficients with zero rational terms are accepted; 9, or none, are not
     assert C.read_calibration_toml(_toml(tmp_path, dist="[0.1, 0.2, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0]"))[0].dist[4] == 0.3
     assert _msg(_toml(tmp_path, dist="[0.1, 0, 0, 0, 0, 0, 0, 0, 0]")) == \
@@ -187,7 +189,7 @@ def test_load_calibration_dispatch(tmp_path):
 
 # ---- Qualisys ----------------------------------------------------------------------------------
 def _qcam(serial, model="none", fov=(0, 0, 1087, 1919), intr=None, tr=None):
-    left, top, right, bottom = fov
+    fov = dict(zip(("left", "top", "right", "bottom"), fov, strict=True)) if isinstance(fov, tuple) else fov
     i = {"centerPointU": 34110.25, "centerPointV": 60680.5, "focalLengthU": 107599.5, "focalLengthV": 107588.75,
          "radialDistortion1": -0.046, "radialDistortion2": 0.14, "radialDistortion3": 0.0128,
          "tangentalDistortion1": 0.000608, "tangentalDistortion2": 0.00069, **(intr or {})}
@@ -197,8 +199,9 @@ def _qcam(serial, model="none", fov=(0, 0, 1087, 1919), intr=None, tr=None):
     t.update(tr or {})
     attrs = lambda d: " ".join(f'{k}="{v}"' for k, v in d.items() if v is not None)  # noqa: E731
     ser = "" if serial is None else f' serial="{serial}"'
-    return (f'<camera active="1" model="{model}"{ser}><fov_video bottom="{bottom}" left="{left}" right="{right}" '
-            f'top="{top}"/><transform {attrs(t)}/><intrinsic {attrs(i)}/></camera>')
+    mod = "" if model is None else f' model="{model}"'
+    return (f'<camera active="1"{mod}{ser}><fov_video {attrs(fov)}/><transform {attrs(t)}/>'
+            f'<intrinsic {attrs(i)}/></camera>')
 
 
 def _qca(cams):
@@ -244,6 +247,23 @@ def test_qca_camera_filter_order_and_messages(tmp_path):
     assert msg([_qcam("a", tr={"x": "nan"})]) == f"{p}: camera 'a': x is NaN or infinite"
     assert msg([_qcam("a", tr={"r22": 0.5})]).startswith(f"{p}: camera 'a': rotation is not orthonormal")
     assert msg([_qcam("a"), _qcam("a")]) == f"{p}: duplicate camera names: a"
+    # every field, when missing, is named with its element
+    full = {"left": 0, "top": 0, "right": 1087, "bottom": 1919}
+    for attr in full:
+        assert msg([_qcam("a", fov={**full, attr: None})]) == f"{p}: camera 'a': missing field '{attr}' in <fov_video>"
+    for attr in ("centerPointU", "centerPointV", "focalLengthU", "radialDistortion3", "tangentalDistortion1",
+                 "tangentalDistortion2"):
+        assert msg([_qcam("a", intr={attr: None})]) == f"{p}: camera 'a': missing field '{attr}' in <intrinsic>"
+    for attr in ("r11", "r23", "x", "z"):
+        assert msg([_qcam("a", tr={attr: None})]) == f"{p}: camera 'a': missing field '{attr}' in <transform>"
+    for elem in ("fov_video", "transform"):
+        p.write_text(_qca([_qcam("a")]).replace(f"<{elem} ", "<other "))
+        with pytest.raises(InputError) as e:
+            C.read_qca(p)
+        assert str(e.value) == f"{p}: camera 'a': missing <{elem}> element"
+    # a camera without a model attribute is not a video camera
+    p.write_text(_qca([_qcam("a", model=None), _qcam("b")]))
+    assert [c.name for c in C.read_qca(p)] == ["b"]
     p.write_text(_qca([_qcam("a")]).replace("<intrinsic ", "<other "))
     with pytest.raises(InputError) as e:
         C.read_qca(p)
@@ -279,4 +299,8 @@ def test_rodrigues_helpers_match_opencv():
         R = C.rodrigues_to_matrix(np.array(v).reshape(3, 1))
         assert np.allclose(R, _rot(v), atol=1e-14)
         assert np.allclose(C.matrix_to_rodrigues(R), cv2.Rodrigues(R)[0].ravel(), atol=1e-12)
-    assert sorted(["c10", "C2", "c1", "c1b"], key=C._natural_key) == ["c1", "c1b", "C2", "c10"]
+    from Pose2Sim.common import natural_sort_key
+
+    names = ["c10", "C2", "c1", "c1b", "cam_1", "cama1", "Cam_2", "camB"]
+    assert sorted(names, key=C._natural_key) == sorted(names, key=natural_sort_key)
+    assert sorted(["cama", "cam_"], key=C._natural_key) == ["cam_", "cama"]  # '_' sorts before letters, as lower case
