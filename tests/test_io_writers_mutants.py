@@ -153,6 +153,8 @@ def test_frame_numbers_and_file_order(tmp_path):
     assert O.last_number("cam01_000012.json") == 12 and O.last_number("a7b") == 7 and O.last_number("abc") is None
     paths = [tmp_path / n for n in ("b.json", "x_10.json", "x_9.json", "a.json", "y_9.json")]
     assert [p.name for p in O.by_last_number(paths)] == ["x_9.json", "y_9.json", "x_10.json", "a.json", "b.json"]
+    # frame 0 sorts before frame 1 whatever the names
+    assert [p.name for p in O.by_last_number([tmp_path / "b_0.json", tmp_path / "a_1.json"])] == ["b_0.json", "a_1.json"]
     f = tmp_path / "cam_json"
     for n in ("c_2.json", "c_10.json", "c_1.JSON"):
         _write(f, n, [])
@@ -256,6 +258,12 @@ def test_people_folder_on_the_frame_number_axis(tmp_path):
     # chosen frames: before, inside and after the files; rows follow ``frames``
     xy, conf, count = O.read_openpose_people_folder(f, frames=[8, 4, 5])
     assert count.tolist() == [0, 0, 1] and xy.shape == (3, 1, 2, 2) and xy[2, 0, 1].tolist() == [2, 2]
+    # nobody in the first file while K is not yet known: that frame is empty, the next one is read
+    h = tmp_path / "h_json"
+    _write(h, "h_1.json", [])
+    _write(h, "h_2.json", [[1, 1, 0.9]])
+    xy, conf, count = O.read_openpose_people_folder(h)
+    assert count.tolist() == [0, 1] and np.isnan(xy[0]).all() and xy[1, 0, 0].tolist() == [1, 1]
     # a file after one outside the chosen frames is still read
     xy, conf, count = O.read_openpose_people_folder(f, frames=[7])
     assert count.tolist() == [3] and xy[0, 1, 0].tolist() == [5, 5]
