@@ -57,6 +57,7 @@ def add_arguments(p) -> None:
                         "0: no such trial)")
     p.add_argument("--skip-tool", action="store_true", help="do not run OpenSim's IK tool")
     p.add_argument("--skip-opensim-backend", action="store_true", help="do not run simspine's opensim backend")
+    p.add_argument("--skip-batched", action="store_true", help="do not run simspine's batched (PyTorch) backend")
 
 
 @contextlib.contextmanager
@@ -185,11 +186,17 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
             ("jacobian-smooth", "jacobian", None, smoothness_for_rate(DEFAULT_SMOOTHNESS_50HZ, markers.rate))]
     if not args.skip_opensim_backend:
         runs.append(("opensim", "opensim", None, 0.0))
+    if not args.skip_batched:
+        # The batched PyTorch solver on one core (torch threads 1) and on all cores.
+        runs += [("batched-1", "batched", None, 0.0), ("batched-all", "batched", None, 0.0),
+                 ("batched-smooth", "batched", None, smoothness_for_rate(DEFAULT_SMOOTHNESS_50HZ, markers.rate))]
     for name, backend, tasks, smoothness in runs:
         t0 = time.perf_counter()
         model = load_model(model_path)
-        res = make_backend(backend, smoothness=smoothness).solve(model, markers, coordinate_tasks=tasks,
-                                                                  progress=False)
+        ik = make_backend(backend, smoothness=smoothness)
+        if name == "batched-all":
+            ik.threads = os.cpu_count()
+        res = ik.solve(model, markers, coordinate_tasks=tasks, progress=False)
         write_ik_mot(res, td / f"{name}.mot")
         wall = time.perf_counter() - t0
         l5, kp = truth_errors(CoordinateTable(res.time, res.coordinate_names, res.values))
@@ -214,7 +221,9 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
 
 LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine jacobian, task weight 0.1",
           "jacobian-smooth": "simspine jacobian + smoothness (simspine ik)",
-          "opensim": "simspine opensim-solver", "tool": "OpenSim IK tool, Pose2Sim way"}
+          "opensim": "simspine opensim-solver", "batched-1": "simspine batched, 1 core",
+          "batched-all": "simspine batched, all cores", "batched-smooth": "simspine batched + smoothness, 1 core",
+          "tool": "OpenSim IK tool, Pose2Sim way"}
 
 
 def run(args) -> int:

@@ -931,18 +931,28 @@ class JacobianIK:
         return z
 
 
-BACKENDS = {"jacobian": JacobianIK, "opensim": OpenSimSolverIK}
+def _batched_ik(**kw):
+    from simspine.biomech.ik_batched import BatchedIK  # torch: imported only when asked for
+
+    return BatchedIK(**kw)
+
+
+BACKENDS = {"jacobian": JacobianIK, "opensim": OpenSimSolverIK, "batched": _batched_ik}
+#: Backends with the temporal smoothness term.
+SMOOTHING_BACKENDS = ("jacobian", "batched")
 
 
 def make_backend(name: str = "jacobian", accuracy: float | None = None, smoothness: float = 0.0) -> IKBackend:
-    """An IK backend by name (``"jacobian"`` default, ``"opensim"``), optionally with ``accuracy``
-    and (jacobian only) the temporal ``smoothness`` weight."""
+    """An IK backend by name (``"jacobian"`` default, ``"opensim"``, ``"batched"``: the PyTorch
+    trajectory solver of :mod:`simspine.biomech.ik_batched`), optionally with ``accuracy`` and
+    (jacobian, batched) the temporal ``smoothness`` weight."""
     if name not in BACKENDS:
         raise InputError(None, f"unknown IK backend {name!r} (known: {', '.join(BACKENDS)})")
     kw = {} if accuracy is None else {"accuracy": accuracy}
     if smoothness:
-        if name != "jacobian":
-            raise InputError(None, f"the {name} IK backend has no temporal smoothness term (use jacobian)")
+        if name not in SMOOTHING_BACKENDS:
+            raise InputError(None, f"the {name} IK backend has no temporal smoothness term "
+                                   f"(use {' or '.join(SMOOTHING_BACKENDS)})")
         kw["smoothness"] = smoothness
     return BACKENDS[name](**kw)
 

@@ -28,8 +28,10 @@ def add_arguments(p) -> None:
     p.add_argument("--height", type=positive_float, default=None,
                    help="subject height in metres (checked against the marker-based estimate)")
     p.add_argument("--mass", type=positive_float, default=70.0, help="subject mass in kg (default: %(default)s)")
-    p.add_argument("--backend", choices=["jacobian", "opensim"], default="jacobian",
-                   help="IK engine: Gauss-Newton on OpenSim Jacobians (default) or OpenSim's IK solver")
+    p.add_argument("--backend", "--ik-backend", dest="backend", choices=["jacobian", "opensim", "batched"],
+                   default="jacobian",
+                   help="IK engine: Gauss-Newton on OpenSim Jacobians (default), OpenSim's IK solver, or the batched "
+                        "PyTorch trajectory solver (many frames per array operation)")
     p.add_argument("--accuracy", type=positive_float, default=None,
                    help="IK accuracy (jacobian: step tolerance, default 1e-6; opensim: solver accuracy, default 1e-5)")
     p.add_argument("--smoothness", type=nonneg_float, default=0.1,
@@ -90,6 +92,6 @@ def run(args) -> int:
     run_ik_pipeline(args.markers, args.out, height=args.height, mass=args.mass, backend=args.backend,
                     accuracy=args.accuracy, resume=not args.no_resume, progress=True,
                     spine_placement=args.spine_placement, lumbar_coupling=not args.free_lumbar,
-                    smoothness=args.smoothness if args.backend == "jacobian" else 0.0, strict=args.strict,
+                    smoothness=args.smoothness if args.backend in ("jacobian", "batched") else 0.0, strict=args.strict,
                     **marker_options(args))
     return 0
