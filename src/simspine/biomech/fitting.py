@@ -65,6 +65,7 @@ from simspine.biomech.fk import (
     run_fk,
 )
 from simspine.biomech.ik import (
+    SMOOTHING_BACKENDS,
     IKResult,
     default_coordinate_tasks,
     error_figures,
@@ -402,7 +403,7 @@ def run_ik_pipeline(markers_trc, out_dir, height: float | None = None, mass: flo
         _say(progress, "  IK: reused (same input)")
     else:
         def solve(path, m, prog=False):
-            smooth = smoothness_for_rate(smoothness, m.rate) if backend == "jacobian" else 0.0
+            smooth = smoothness_for_rate(smoothness, m.rate) if backend in SMOOTHING_BACKENDS else 0.0
             return make_backend(backend, accuracy, smooth).solve(str(path), m, weights, tasks, progress=prog)
 
         res = solve(base_model, markers, progress)
