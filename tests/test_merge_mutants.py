@@ -116,6 +116,8 @@ def test_neighbour_min_by_hand():
     conf = np.array([[0.9], [0.0], [0.0], [0.4], [0.0]])
     missing = np.array([[False], [True], [True], [False], [True]])
     np.testing.assert_allclose(_neighbour_min(conf, missing)[:, 0], [0.9, 0.4, 0.4, 0.4, 0.4])
+    conf[0] = 0.2  # the sample before the gap is the first one
+    np.testing.assert_allclose(_neighbour_min(conf, missing)[:, 0], [0.2, 0.2, 0.2, 0.4, 0.4])
     lead = np.array([[True], [False], [True]])
     np.testing.assert_allclose(_neighbour_min(np.array([[0.0], [0.3], [0.0]]), lead)[:, 0], [0.3, 0.3, 0.3])
     none = np.ones((2, 1), bool)
@@ -179,3 +181,30 @@ def test_merge_refusals():
     empty = Trajectories(np.zeros(0), ["A"], np.zeros((0, 1, 3)), None, F)
     with pytest.raises(InputError, match="^trusted markers have no frames$"):
         merge_markers(p, empty, {"A": "A"}, names=names)
+
+
+def test_merge_pseudo_resampling_window_offset_and_uneven_trusted_clock():
+    names = ["A", "B", "C"]
+    tp = np.arange(10) / 10.0  # pseudo at 10 Hz
+    pseudo = _traj(names, tp, lambda t, k: np.stack([10 * t + k, 0 * t, 0 * t], -1), conf=0.8)
+    pseudo.xyz[5, 2] = np.nan  # C: one missing sample, a 0.2 s hole
+    tt = np.arange(19) / 20.0  # trusted at 20 Hz
+    tr = _traj(["A"], tt, lambda t, k: np.stack([10 * t, 0 * t, 0 * t], -1), conf=1.0)
+    out = merge_markers(pseudo, tr, {"A": "A"}, MergeOptions(fill_horizon_s=0.0), names=names)
+    assert out.meta["sample_source"].dtype == np.int8
+    # B between pseudo samples 0.1 s apart: interpolated (window 1.5 frames = 0.15 s)
+    np.testing.assert_allclose(out.xyz[1, 1, 0], 10 * 0.05 + 1)
+    # C inside the 0.2 s hole: wider than 1.5 pseudo frames, not bridged
+    assert np.isnan(out.xyz[9, 2]).all() and np.isfinite(out.xyz[8, 2]).all()
+    # the time offset moves the pseudo clock: pseudo time 0.0 lands at trusted time 0.1
+    off = merge_markers(pseudo, tr, {"A": "A"}, MergeOptions(fill_horizon_s=0.0, time_offset_s=0.1), names=names)
+    np.testing.assert_allclose(off.xyz[2, 1, 0], 1.0)
+    assert np.isnan(off.xyz[0, 1]).all()
+    # trusted frames at uneven times (a dropped frame): the gap is filled in time, not in frames
+    tu = np.array([0.0, 0.1, 0.2, 0.4, 0.5, 0.6, 0.7])
+    tr2 = _traj(["A"], tu, lambda t, k: np.stack([10 * t, 0 * t, 0 * t], -1), conf=1.0)
+    tr2.xyz[2, 0] = np.nan
+    b = _traj(["B"], tu, lambda t, k: np.stack([t, t, t], -1))
+    u = merge_markers(b, tr2, {"A": "A"}, MergeOptions(fallback_to_pseudo=False, fill_horizon_s=0.2), names=["A", "B"])
+    assert u.meta["sample_source"][2, 0] == 3
+    np.testing.assert_allclose(u.xyz[2, 0, 0], 2.0)
