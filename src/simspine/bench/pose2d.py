@@ -147,7 +147,8 @@ def load_coco_results(path, gt: GroundTruth) -> Predictions:
         uv = kp[:, :2].copy()
         uv[~(kp[:, 2] > 0)] = np.nan
         kps.append(uv)
-        scores.append(float(d.get("score", np.nanmean(np.where(kp[:, 2] > 0, kp[:, 2], np.nan)))))
+        seen = kp[:, 2] > 0
+        scores.append(float(d["score"]) if "score" in d else float(kp[seen, 2].mean()) if seen.any() else 0.0)
         rows.append(row[d["image_id"]])
     if not kps:
         return Predictions(np.zeros((0, K, 2)), np.zeros(0), np.zeros(0, dtype=int), Path(path).name)
