@@ -303,3 +303,59 @@ def test_refine_from_the_exact_point_warns_nothing(cams, scene):
         warnings.simplefilter("error")
         R = tri._refine(cams, X[:5], obs, np.ones((4, 5)), 5.0, 10, 1e-10)
     np.testing.assert_allclose(R, X[:5], atol=1e-12)
+
+
+def _consistent_reference(cams, rays, use, thr, focal):
+    """Per-point loop version of the pair-hypothesis step (the two-view estimate from
+    ``_dlt_normal``; selection, inliers, ambiguity and the one-answer check written out)."""
+    from itertools import combinations
+
+    C, N = use.shape
+
+    def errors(X, n):
+        e = np.zeros(C)
+        for c in range(C):
+            if use[c, n]:
+                pc = cams[c].R @ X + cams[c].t
+                e[c] = np.hypot(*(pc[:2] / pc[2] - rays[c, n])) * focal[c] if pc[2] > 0 else np.inf
+        return e
+
+    out, amb = use.copy(), np.zeros(N, bool)
+    for n in range(N):
+        best, hyps = np.inf, []
+        for a, b in combinations(range(C), 2):
+            if not (use[a, n] and use[b, n]):
+                continue
+            w = np.zeros((C, 1))
+            w[[a, b]] = 1.0
+            e = errors(tri._dlt_normal(cams, rays[:, n:n + 1], w)[0], n)
+            inl = use[:, n] & (e < thr)
+            hyps.append(inl)
+            cost = (np.minimum(e, thr) ** 2).sum()
+            if inl.sum() >= 2 and cost < best:
+                best, out[:, n] = cost, inl
+        if out[:, n].sum() == 2:
+            alt = next((h for h in hyps if h.sum() >= 2 and not (h & out[:, n]).any()), None)
+            if alt is not None:
+                union = out[:, n] | alt
+                X = tri._dlt_normal(cams, rays[:, n:n + 1], union[:, None].astype(float))[0]
+                if errors(X, n)[union].max() < 2 * thr:
+                    out[:, n] = union
+                else:
+                    amb[n] = True
+    return out, amb
+
+
+def test_consistent_views_matches_a_per_point_reference(cams):
+    """200 points seen with +-25 px of uniform noise (about a third of the views beyond the 20 px
+    threshold) and some views unused: inlier sets and ambiguity flags equal a per-point loop."""
+    rng = np.random.default_rng(0)
+    N = 200
+    X = np.c_[rng.uniform(-1, 1, N), rng.uniform(-1, 1, N), rng.uniform(0.2, 1.8, N)]
+    uv = np.stack([c.project(X) for c in cams]) + rng.uniform(-25, 25, size=(4, N, 2))
+    rays = _rays(cams, uv)
+    for use in (np.ones((4, N), bool), rng.random((4, N)) < 0.8):
+        best, amb = tri._consistent_views(cams, rays, use, 20.0, _focal(cams))
+        ref, ref_amb = _consistent_reference(cams, rays, use, 20.0, _focal(cams))
+        assert np.array_equal(best, ref) and np.array_equal(amb, ref_amb)
+        assert (best.sum(0) < use.sum(0)).sum() > 20  # many points lose a view
