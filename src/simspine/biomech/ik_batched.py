@@ -99,18 +99,18 @@ class BatchedIK:
     def __init__(self, accuracy: float = 1e-6, max_iterations: int = 50, first_frame_iterations: int = 200,
                  restarts: int = 8, smoothness: float = 0.0, window: int = DEFAULT_WINDOW,
                  smoothing_overlap: int = DEFAULT_SMOOTHING_OVERLAP, smoothing_iterations: int = 30,
-                 chunk: int = DEFAULT_CHUNK, max_step: float = 0.2, lag: int = 3, extrapolate: float = 1.0,
+                 chunk: int = DEFAULT_CHUNK, max_step: float = 0.2, lag: int = 3, extrapolate: float = 0.0,
                  robust: bool | str = True, robust_k: float = ROBUST_K,
                  robust_min_delta: float = ROBUST_MIN_DELTA, noisy_relative_decrease: float = NOISY_RELATIVE_DECREASE,
-                 threads: int | None = None, device: str = "cpu", kinematics=None):
+                 threads: int | None = 1, device: str = "cpu", kinematics=None):
         if robust is True:
             robust = ROBUST_LOSS
         if robust and robust not in ROBUST_LOSSES:
             raise InputError(None, f"unknown robust loss {robust!r} (known: {', '.join(ROBUST_LOSSES)})")
         if window < 4:
             raise InputError(None, f"batched IK window must be at least 4 frames (got {window})")
-        if not 0 <= smoothing_overlap < window // 2:
-            raise InputError(None, f"smoothing overlap must be within [0, window/2) (got {smoothing_overlap})")
+        if smoothing_overlap < 0:
+            raise InputError(None, f"smoothing overlap must be >= 0 (got {smoothing_overlap})")
         if smoothness < 0:
             raise InputError(None, f"smoothness must be >= 0 (got {smoothness})")
         self.robust_loss = robust or None
@@ -119,7 +119,7 @@ class BatchedIK:
         self.max_iterations, self.first_frame_iterations = max_iterations, first_frame_iterations
         self.restarts = restarts
         self.smoothness = smoothness
-        self.window, self.smoothing_overlap = window, smoothing_overlap
+        self.window, self.smoothing_overlap = window, min(smoothing_overlap, window // 4)
         self.chunk = max(1, min(chunk, window))
         self.max_step = max_step
         self.lag, self.extrapolate = max(1, lag), extrapolate
@@ -319,9 +319,9 @@ class _Solver:
                 A = H[pend] + (li[:, None, None] * torch.diag_embed(dg[pend])) + 1e-12 * eye
                 step = -torch.linalg.solve(A, g[pend])
                 if max_step:
-                    # Trust region: no coordinate moves more than max_step (rad, m) per iteration.
-                    big = step.abs().amax(1, keepdim=True)
-                    step = step * torch.clamp(max_step / big.clamp(min=1e-300), max=1.0)
+                    # No coordinate moves more than max_step (rad, m) per iteration (per coordinate:
+                    # scaling the whole step let a weak coordinate's large step stall the others).
+                    step = step.clamp(-max_step, max_step)
                 zp = torch.minimum(torch.maximum(zi[pend] + step, self.lo), self.hi)
                 Xp, Jp = self.fk(zp)
                 frp = ia[pend]

@@ -1,0 +1,125 @@
+"""Batched trajectory IK (simspine.biomech.ik_batched): agreement with JacobianIK, bounds, windows,
+missing markers, the smoothness term, make_backend."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("simspine.biomech.batched_fk")
+
+from simspine.biomech.fk import Kinematics, run_fk  # noqa: E402
+from simspine.biomech.ik import JacobianIK, _Kinematic, make_backend  # noqa: E402
+from simspine.biomech.ik_batched import BatchedIK  # noqa: E402
+from simspine.biomech.model import load_model, prepare_model  # noqa: E402
+from simspine.biomech.motion import random_motion  # noqa: E402
+from simspine.errors import InputError  # noqa: E402
+
+N = 24
+L5 = ("L5_S1_Flex_Ext", "L5_S1_Lat_Bending", "L5_S1_axial_rotation")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    path = str(prepare_model())
+    kin = Kinematics(path)
+    truth = random_motion(kin, N, rate=50.0, seed=0)
+    exact, _ = run_fk(kin, truth)
+    rng = np.random.default_rng(1)
+    noisy = exact.select(exact.names)
+    noisy.xyz = noisy.xyz + rng.normal(0.0, 0.01, noisy.xyz.shape)
+    return path, truth, exact, noisy
+
+
+@pytest.fixture(scope="module")
+def exact_results(setup):
+    path, _, exact, _ = setup
+    return JacobianIK().solve(path, exact), BatchedIK().solve(path, exact)
+
+
+def rms_deg(a, b):
+    return float(np.rad2deg(np.sqrt(np.mean((a - b) ** 2))))
+
+
+def test_exact_markers_agree_with_jacobian(exact_results):
+    rj, rb = exact_results
+    assert rb.backend == "batched" and rb.coordinate_names == rj.coordinate_names
+    rot = rj.rotational
+    # Seen: 0.0005 deg RMS, 0.007 deg at most; marker RMS 0.139 mm both.
+    assert rms_deg(rb.values[:, rot], rj.values[:, rot]) < 0.1
+    assert np.nanmean(rb.rms) <= np.nanmean(rj.rms) + 1e-6
+    # Translations (pelvis) within 0.1 mm.
+    assert np.abs(rb.values[:, ~rot] - rj.values[:, ~rot]).max() < 1e-4
+
+
+def test_bounds_respected(setup, exact_results):
+    path, *_ = setup
+    _, rb = exact_results
+    k = _Kinematic(*(lambda m: (m, m.initSystem()))(load_model(path)))
+    z = rb.values[:, k.free]
+    assert np.all(z >= k.lo - 1e-12) and np.all(z <= k.hi + 1e-12)
+
+
+def test_windows_give_the_same_answer(setup, exact_results):
+    """A sequence solved in windows of 8 frames equals the one-window solve (exact markers)."""
+    path, _, exact, _ = setup
+    _, rb = exact_results  # window 128: one window
+    small = BatchedIK(window=8).solve(path, exact)
+    assert rms_deg(small.values[:, rb.rotational], rb.values[:, rb.rotational]) < 0.01
+
+
+def test_noisy_markers_fit_no_worse_than_jacobian(setup):
+    """10 mm noise: the marker fit is at least as good as JacobianIK's and the lumbar angles agree.
+    (Weakly observed coordinates -- forearm pronation, arm rotation -- may settle in another of
+    their near-flat minima: JacobianIK's is set by its frame-to-frame path and early stop.)"""
+    path, truth, _, noisy = setup
+    rj = JacobianIK().solve(path, noisy)
+    rb = BatchedIK().solve(path, noisy)
+    assert np.nanmean(rb.rms) <= np.nanmean(rj.rms) * 1.001
+    for c in L5:
+        assert rms_deg(rb.column(c), truth.column(c)) < rms_deg(rj.column(c), truth.column(c)) + 0.5, c
+
+
+def test_missing_markers_and_an_empty_frame(setup):
+    """20% missing markers and one frame without any: finite coordinates, NaN errors where no
+    marker was used, the present markers fitted."""
+    path, _, exact, _ = setup
+    rng = np.random.default_rng(2)
+    holed = exact.select(exact.names)
+    miss = rng.random(holed.conf.shape) < 0.2
+    miss[10] = True  # frame 10: no marker at all
+    holed.xyz[miss] = np.nan
+    holed.conf[miss] = 0.0
+    rb = BatchedIK().solve(path, holed)
+    rj = JacobianIK().solve(path, holed)
+    assert np.all(np.isfinite(rb.values))
+    assert rb.n_markers[10] == 0 and np.isnan(rb.rms[10]) and np.isnan(rb.max[10])
+    assert np.all(np.isnan(rb.marker_errors[miss[:, [holed.names.index(m) for m in rb.marker_names]]]))
+    # The present markers fitted (seen: 0.16-0.5 mm; the first frame 2.1 mm where JacobianIK's
+    # restarts found a 0.22 mm fit: a different first-frame minimum, to be looked into).
+    assert np.nanmedian(rb.rms) < 1e-3 and np.nanmax(rb.rms) < 3e-3
+    # The empty frame keeps the previous frame's pose (L5_S1 flexion goes to its task value 0).
+    i = rb.coordinate_names.index("L5_S1_Flex_Ext")
+    keep = [j for j in range(len(rb.coordinate_names)) if j != i]
+    np.testing.assert_allclose(rb.values[10, keep], rb.values[9, keep], atol=1e-9)
+    np.testing.assert_allclose(rj.values[10, keep], rj.values[9, keep], atol=1e-9)
+
+
+def test_smoothness_lowers_angle_error(setup):
+    path, truth, _, noisy = setup
+    plain = BatchedIK().solve(path, noisy)
+    smooth = BatchedIK(smoothness=0.1).solve(path, noisy)
+    cols = [c for c in truth.names if not any(u in c for u in ("pro_sup", "wrist", "subtalar", "mtp"))
+            and c not in ("pelvis_tx", "pelvis_ty", "pelvis_tz")]
+
+    def err(r):
+        return np.sqrt(np.mean([(r.column(c) - truth.column(c)) ** 2 for c in cols]))
+
+    assert err(smooth) < err(plain)
+
+
+def test_make_backend_and_bad_options():
+    b = make_backend("batched", 1e-5, 0.2)
+    assert isinstance(b, BatchedIK) and b.accuracy == 1e-5 and b.smoothness == 0.2
+    with pytest.raises(InputError, match="window"):
+        BatchedIK(window=2)
+    with pytest.raises(InputError, match="robust loss"):
+        BatchedIK(robust="cauchy")
