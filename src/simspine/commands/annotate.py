@@ -51,7 +51,8 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--mass", type=positive_float, default=70.0, help="subject mass in kg (default: %(default)s)")
     g.add_argument("--height", type=positive_float, default=None, help="subject height in m, if known")
-    g.add_argument("--ik-backend", default="jacobian", help="IK backend (default: %(default)s)")
+    g.add_argument("--ik-backend", choices=["jacobian", "opensim", "batched"], default="jacobian",
+                   help="IK backend: jacobian, opensim or batched (PyTorch, many frames at once) (default: %(default)s)")
     g.add_argument("--strict", action="store_true",
                    help="refuse left/right scale factors that differ by more than 15%% (default: warn and use one "
                         "symmetric factor)")
