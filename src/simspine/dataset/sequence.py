@@ -252,16 +252,13 @@ def project_keypoints(keypoints_yup: np.ndarray, cameras) -> tuple[np.ndarray, n
 # ---- the sequence -----------------------------------------------------------------------------
 def ik_backend(name: str, smoothness_50hz: float, rate: float):
     """The IK backend ``name`` (:func:`simspine.biomech.ik.make_backend`), with the temporal
-    smoothness (weight at 50 Hz, scaled to ``rate``) when the backend has that term (the OpenSim
-    solver has none). Raises :class:`InputError` for an unknown name."""
-    import inspect
+    smoothness (weight at 50 Hz, scaled to ``rate``) when the backend has that term
+    (:data:`simspine.biomech.ik.SMOOTHING_BACKENDS`; the OpenSim solver has none). Raises
+    :class:`InputError` for an unknown name."""
+    from simspine.biomech.ik import SMOOTHING_BACKENDS, make_backend, smoothness_for_rate
 
-    from simspine.biomech.ik import BACKENDS, make_backend, smoothness_for_rate
-
-    if name not in BACKENDS:
-        raise InputError(None, f"unknown IK backend {name!r} (known: {', '.join(BACKENDS)})")
-    has_smoothness = "smoothness" in inspect.signature(BACKENDS[name]).parameters
-    return make_backend(name, None, smoothness_for_rate(smoothness_50hz, rate) if has_smoothness else 0.0)
+    smooth = smoothness_for_rate(smoothness_50hz, rate) if name in SMOOTHING_BACKENDS else 0.0
+    return make_backend(name, None, smooth)
 
 
 def solve_ik_fk(markers: Trajectories, model_path: str, smoothness: float, backend: str = "jacobian"):
