@@ -110,3 +110,64 @@ def test_continuity_cost_by_hand():
     P[:, :, 1] = np.nan
     P[:, 0, 0] = np.nan
     assert np.array_equal(_continuity(P, 0.1)(1), np.zeros((2, 2)))
+
+
+NAMES = ["LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist", "LHip", "RHip", "LKnee", "RKnee",
+         "LAnkle", "RAnkle", "Neck"]
+
+
+def _scene(swapped_view=1, T=8):
+    """A standing skeleton walking slowly along Y (Human3.6M S9 world, Z up), seen by the four S9
+    cameras; ``swapped_view`` reports left for right in every frame."""
+    from simspine.calibration import h36m_cameras
+
+    cams = h36m_cameras("S9")
+    base = np.array([[0.2, 0, 1.45], [-0.2, 0, 1.45], [0.3, 0, 1.15], [-0.3, 0, 1.15], [0.32, 0, 0.9],
+                     [-0.32, 0, 0.9], [0.12, 0, 0.95], [-0.12, 0, 0.95], [0.12, 0, 0.5], [-0.12, 0, 0.5],
+                     [0.12, 0, 0.08], [-0.12, 0, 0.08], [0, 0, 1.5]])
+    X = base[None] + np.linspace(0, 0.1, T)[:, None, None] * [0, 1, 0]
+    uv = np.stack([c.project(X.reshape(-1, 3)).reshape(T, len(NAMES), 2) for c in cams])
+    swap = swap_index(NAMES)
+    if swapped_view is not None:
+        uv[swapped_view] = uv[swapped_view][:, swap]
+    return cams, uv, np.ones(uv.shape[:3]), swap
+
+
+def test_fix_lr_swaps_uses_its_options_and_returns_floats():
+    from simspine.multiview.lr_swap import SwapOptions, fix_lr_swaps
+
+    cams, uv, conf, swap = _scene()
+    out, oc, sw = fix_lr_swaps(cams, uv, conf, swap)
+    assert sw[1].all() and not sw[[0, 2, 3]].any()
+    np.testing.assert_allclose(out, _scene(None)[1], atol=1e-9)
+    # a confidence threshold above every confidence: no evidence, nothing is worth switching
+    _, _, none = fix_lr_swaps(cams, uv, conf, swap, SwapOptions(conf_threshold=2.0))
+    assert not none.any()
+    # integer pixels and confidences: float copies out
+    o2, c2, _ = fix_lr_swaps(cams[:2], np.round(uv[:2]).astype(int), np.ones(uv.shape[:3], int)[:2], swap)
+    assert o2.dtype == float and c2.dtype == float
+
+
+def test_fix_lr_swaps_by_group_decides_groups_and_the_rest():
+    from simspine.multiview.lr_swap import fix_lr_swaps_by_group
+
+    cams, uv, conf, swap = _scene()
+    # arms: 3 pairs (= min_group_pairs): decided on their own; legs: 3 pairs too
+    _, _, sw = fix_lr_swaps_by_group(cams, uv, conf, swap, names=NAMES)
+    assert sorted(sw) == ["arms", "legs"]
+    assert sw["arms"][1].all() and not sw["arms"][[0, 2, 3]].any()
+    # no groups: the whole-view decision covers every pair
+    out, _, sw = fix_lr_swaps_by_group(cams, uv, conf, swap, groups={})
+    assert sorted(sw) == ["view"] and sw["view"][1].all() and not sw["view"][[0, 2, 3]].any()
+    np.testing.assert_allclose(out, _scene(None)[1], atol=1e-9)
+
+
+def test_labelling_costs_use_the_swap_confidence_threshold():
+    from simspine.multiview.lr_swap import SwapOptions, labelling_costs
+
+    cams, uv, conf, swap = _scene(None, T=2)
+    hyps = labellings(4)
+    _, pts = labelling_costs(cams, uv, np.full(conf.shape, 0.1), swap, hyps, SwapOptions(conf_threshold=0.05))
+    assert np.isfinite(pts[0]).all()
+    cost, pts = labelling_costs(cams, uv, conf, np.arange(len(NAMES)), hyps)
+    assert cost.shape == (2, len(hyps)) and not cost.any() and pts.shape == (len(hyps), 2, 0, 3)
