@@ -34,7 +34,14 @@ How the frames are solved (``window`` frames at a time, so memory stays bounded 
   the normal equations of a window are block-banded (the acceleration couples frames t-2..t+2)
   and solved as a symmetric banded system (``scipy.linalg.solveh_banded``).
 
-Measured against JacobianIK and OpenSim's IK tool with ``simspine bench ik``.
+Status (tests/test_ik_batched.py; 24 frames at 50 Hz of ``random_motion``): exact markers agree
+with JacobianIK to 0.0005 deg RMS (0.007 deg at most), same marker RMS. With 10 mm noise the
+batched solver fits the markers slightly better (15.0 vs 15.3 mm mean RMS) but weakly observed
+coordinates -- forearm pronation, arm rotation -- settle in other points of their near-flat
+minima (tens of degrees apart): JacobianIK's are set by its frame-to-frame path and its early
+stop on noisy frames (``NOISY_RELATIVE_DECREASE``), and even with both converged tightly the two
+paths end in different minima there. So the 0.1 deg agreement holds on exact markers only, and
+JacobianIK stays the default. Speed: ``simspine bench ik``.
 """
 
 from __future__ import annotations
