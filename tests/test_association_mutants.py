@@ -1,0 +1,154 @@
+"""Association helpers that mutation testing showed the other tests did not pin (issue 16), each
+against an independent computation: cameras looking at a known point, a brute-force weighted
+median, line-to-line distances in closed form, per-point least squares."""
+
+import numpy as np
+
+from simspine.cameras import Camera
+from simspine.multiview.association import (
+    _disjoint,
+    _median_distance,
+    capture_centre,
+    pair_agreement,
+    point_ray_distance,
+    triangulate_midpoint,
+    weighted_median,
+    world_rays,
+)
+
+
+def _look_at(centre, target, name="c"):
+    z = np.asarray(target, float) - centre
+    z /= np.linalg.norm(z)
+    x = np.cross([0.0, 0.0, 1.0], z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    return Camera(name, (1000, 1000), [[800, 0, 500], [0, 800, 500], [0, 0, 1]], np.zeros(5), R, -R @ centre)
+
+
+P = np.array([0.3, -0.2, 1.0])
+CENTRES = np.array([[4.0, 0.5, 1.5], [-3.0, 3.0, 2.0], [0.5, -4.0, 1.0], [-2.5, -2.5, 2.5]])
+
+
+def _cams():
+    return [_look_at(c, P, f"c{i}") for i, c in enumerate(CENTRES)]
+
+
+def test_capture_centre_is_where_the_axes_meet():
+    np.testing.assert_allclose(capture_centre(_cams()), P, atol=1e-12)
+
+
+def test_world_rays_pass_through_the_points():
+    cams = _cams()
+    rng = np.random.default_rng(0)
+    X = P + rng.uniform(-0.5, 0.5, (5, 3))
+    uv = np.stack([c.project(X) for c in cams])
+    uv[1, 2] = np.nan
+    o, d = world_rays(cams, uv)
+    np.testing.assert_allclose(o, CENTRES, atol=1e-12)
+    assert d.shape == (4, 5, 3)
+    np.testing.assert_allclose(np.linalg.norm(d[[0, 2, 3]], axis=-1), 1.0)
+    for c in range(4):
+        dist = point_ray_distance(o[c], d[c][None], X[None])[0]
+        ok = np.isfinite(dist)
+        assert np.all(dist[ok] < 1e-9) and ok.sum() == (4 if c == 1 else 5)
+        # the rays point forwards, towards the points
+        assert np.all(((X - o[c]) * d[c]).sum(-1)[ok] > 0)
+
+
+def _wmedian_loop(v, w):
+    ok = np.isfinite(v) & (w > 0)
+    if not ok.any():
+        return np.nan
+    v, w = v[ok], w[ok]
+    order = np.argsort(v, kind="stable")
+    cw = np.cumsum(w[order])
+    return v[order][np.nonzero(cw >= 0.5 * cw[-1])[0][0]]
+
+
+def test_weighted_median_brute_force():
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(300, 7))
+    w = rng.random((300, 7)) * (rng.random((300, 7)) < 0.8)
+    v[rng.random((300, 7)) < 0.1] = np.nan
+    w[5] = 0.0
+    got = weighted_median(v, w)
+    ref = np.array([_wmedian_loop(v[i], w[i]) for i in range(300)])
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got[5])
+    assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])) == 2.0
+    assert weighted_median(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 1.0, 1.0, 1.0])) == 2.0
+    assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0])) == 3.0
+
+
+def _line_distance(o1, d1, o2, d2):
+    n = np.cross(d1, d2)
+    if np.linalg.norm(n) < 1e-12:
+        return np.linalg.norm(np.cross(o2 - o1, d1))
+    return abs((o2 - o1) @ n) / np.linalg.norm(n)
+
+
+def test_pair_agreement_closed_form():
+    rng = np.random.default_rng(2)
+    C, T, Pn, K = 3, 2, 2, 5
+    origins = rng.normal(size=(C, 3)) * 3
+    dirs = rng.normal(size=(C, T, Pn, K, 3))
+    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+    dirs[0, 0, 0, 1] = dirs[1, 0, 1, 1]  # parallel rays
+    weight = rng.random((C, T, Pn, K)) + 0.1
+    weight[2, 1, 0, :2] = 0.0  # 3 keypoints left: fewer than min_common=4
+    D = pair_agreement(origins, dirs, weight, min_common=4, chunk=1)
+    assert D.shape == (C, C, T, Pn, Pn)
+    for a in range(C):
+        assert np.isnan(D[a, a]).all()
+        for b in range(C):
+            if a == b:
+                continue
+            for t in range(T):
+                for p in range(Pn):
+                    for q in range(Pn):
+                        d = np.array([_line_distance(origins[a], dirs[a, t, p, k], origins[b], dirs[b, t, q, k])
+                                      for k in range(K)])
+                        w = np.minimum(weight[a, t, p], weight[b, t, q])
+                        ref = _wmedian_loop(d, w) if (w > 0).sum() >= 4 else np.nan
+                        np.testing.assert_allclose(D[a, b, t, p, q], ref, rtol=1e-9)
+    assert np.isnan(D[2, 0, 1, 0]).all() and np.isfinite(D[2, 0, 0]).all()
+    np.testing.assert_array_equal(D[0, 1], np.swapaxes(D[1, 0], -1, -2))
+
+
+def test_triangulate_midpoint_least_squares():
+    rng = np.random.default_rng(3)
+    origins = CENTRES
+    X = P + rng.uniform(-0.5, 0.5, (6, 3))
+    d = X[None] - origins[:, None]
+    d = d + rng.normal(scale=0.01, size=d.shape)  # rays that miss a little
+    d /= np.linalg.norm(d, axis=-1, keepdims=True)
+    w = rng.random((4, 6)) + 0.5
+    w[:3, 5] = 0.0  # one view left: NaN
+    d[0, 4] = np.nan  # a missing ray is ignored
+    got = triangulate_midpoint(origins, d, w)
+    for n in range(5):
+        A, b = [], []
+        for c in range(4):
+            if w[c, n] > 0 and np.isfinite(d[c, n]).all():
+                M = np.sqrt(w[c, n]) * (np.eye(3) - np.outer(d[c, n], d[c, n]))
+                A.append(M)
+                b.append(M @ origins[c])
+        ref = np.linalg.lstsq(np.vstack(A), np.concatenate(b), rcond=None)[0]
+        np.testing.assert_allclose(got[n], ref, atol=1e-9)
+    assert np.isnan(got[5]).all()
+
+
+def test_small_helpers_by_hand():
+    o = np.zeros(3)
+    d = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    X = np.array([[5.0, 3.0, 4.0], [1.0, 1.0, 9.0]])
+    np.testing.assert_allclose(point_ray_distance(o, d, X), [5.0, np.sqrt(2.0)])
+    groups = np.array([[0, 1, -1], [0, 2, 1], [1, -1, 0], [-1, 1, 1], [2, 0, 2]])
+    assert _disjoint(groups) == [0, 2, 4]
+    Xg = np.zeros((2, 5, 3))
+    Xg[0, :, 0] = [1, 2, 3, 4, 5]
+    Xg[1, :3] = np.nan
+    np.testing.assert_allclose(_median_distance(Xg, np.zeros((5, 3)), 4), [3.0, np.inf])
+    np.testing.assert_allclose(_median_distance(Xg, np.zeros((5, 3)), 2), [3.0, 0.0])
