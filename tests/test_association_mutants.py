@@ -3,11 +3,17 @@ against an independent computation: cameras looking at a known point, a brute-fo
 median, line-to-line distances in closed form, per-point least squares."""
 
 import numpy as np
+import pytest
 
 from simspine.cameras import Camera
+from simspine.errors import InputError
 from simspine.multiview.association import (
+    Association,
+    AssociationOptions,
     _disjoint,
     _median_distance,
+    associate,
+    candidate_groups,
     capture_centre,
     pair_agreement,
     point_ray_distance,
@@ -98,7 +104,11 @@ def test_pair_agreement_closed_form():
     dirs[0, 0, 0, 1] = dirs[1, 0, 1, 1]  # parallel rays
     weight = rng.random((C, T, Pn, K)) + 0.1
     weight[2, 1, 0, :2] = 0.0  # 3 keypoints left: fewer than min_common=4
-    D = pair_agreement(origins, dirs, weight, min_common=4, chunk=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the parallel pair divides 0 by 0: silently
+        D = pair_agreement(origins, dirs, weight, min_common=4, chunk=1)
     assert D.shape == (C, C, T, Pn, Pn)
     for a in range(C):
         assert np.isnan(D[a, a]).all()
@@ -152,3 +162,44 @@ def test_small_helpers_by_hand():
     Xg[1, :3] = np.nan
     np.testing.assert_allclose(_median_distance(Xg, np.zeros((5, 3)), 4), [3.0, np.inf])
     np.testing.assert_allclose(_median_distance(Xg, np.zeros((5, 3)), 2), [3.0, 0.0])
+
+
+def test_options_messages():
+    for name in ("agreement_m", "jump_m"):
+        with pytest.raises(InputError, match=f"^{name} must be > 0, got 0$"):
+            AssociationOptions(**{name: 0})
+    for v in (1.0, -0.1):
+        with pytest.raises(InputError, match=rf"^conf_threshold must be in \[0, 1\), got {v}$"):
+            AssociationOptions(conf_threshold=v)
+    with pytest.raises(InputError, match="^min_common must be >= 1, got 0$"):
+        AssociationOptions(min_common=0)
+    with pytest.raises(InputError, match="^speed_mps must be >= 0, got -1$"):
+        AssociationOptions(speed_mps=-1)
+
+
+def test_summary_counts():
+    chosen = np.array([[0, -1, 1, 0], [-1, -1, 0, 2]])
+    a = Association(np.zeros((2, 4, 1, 2)), np.zeros((2, 4, 1)), chosen, 2, 3)
+    n_cand = np.array([[1, 0, 2, 1], [1, 1, 1, 3]])
+    assert a.summary(n_cand) == {"start_frame": 2, "people_at_start": 3, "frames_with_subject": 3,
+                                 "views_chosen": 5, "views_total": 8,
+                                 "chosen_index_counts": {"0": 3, "1": 1, "2": 1},
+                                 "frames_with_several_people": 2, "views_without_subject": 2}
+    assert "frames_with_several_people" not in a.summary()
+
+
+def test_associate_refusals_and_no_groups():
+    cams = _cams()
+    with pytest.raises(InputError, match=r"^candidates must be \(C=4, T, P, K, 2\) with confidences "
+                                         r"\(C, T, P, K\); got \(4, 2, 1, 5\) and \(4, 2, 1, 5\)$"):
+        associate(cams, np.zeros((4, 2, 1, 5)), np.zeros((4, 2, 1, 5)))
+    with pytest.raises(InputError, match="candidates must be"):
+        associate(cams, np.zeros((3, 2, 1, 5, 2)), np.zeros((3, 2, 1, 5)))
+    # nobody seen by two cameras: the person asked for is not there
+    uv = np.full((4, 2, 1, 5, 2), np.nan)
+    with pytest.raises(InputError, match="^person 0 asked for, but at most 0 people are seen by two or more "
+                                         "cameras in any frame$"):
+        associate(cams, uv, np.zeros((4, 2, 1, 5)))
+    D = np.full((2, 2, 3, 1, 1), np.nan)
+    t, g, sc, X = candidate_groups(D, np.zeros((2, 3)), np.zeros((2, 3, 1, 5, 3)), np.ones((2, 3, 1, 5)), 0.1)
+    assert t.shape == (0,) and g.shape == (0, 2) and sc.shape == (0,) and X.shape == (0, 5, 3)
