@@ -7,8 +7,9 @@ Sequences: a miniature Human3.6M tree written by :func:`simspine.dataset.synthet
 merges them as it would Human3.6M with ``--spine-2d``).
 
 * **simspine, end to end**: :func:`simspine.dataset.build.build_dataset` on a fresh work folder with
-  ``--workers`` Dask workers (default: one per core) and the IK backend ``--ik-backend`` (default:
-  ``batched`` when :mod:`simspine.biomech.ik` has it registered, else ``jacobian``): cluster start, per-subject scaling, every
+  ``--workers`` Dask workers (default: one per core) and the IK backend ``--ik-backend`` (default
+  ``jacobian``, as ``build-dataset``'s; ``batched`` measured 3.3 vs 6.3 frames/s per core in the
+  sequence tasks here, one torch thread per worker): cluster start, per-subject scaling, every
   sequence (read, merge, IK, FK, projections) and the HDF5 store, timed by the wall clock.
   frames/s per core = frames / wall / workers. On a tree this small the fixed costs (cluster start,
   scaling each subject, the store) weigh far more than on Human3.6M, so this is a pessimistic rate.
@@ -59,8 +60,8 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="local Dask workers for the build (default: one per core)")
     p.add_argument("--no-spine-2d", action="store_true", help="build from the Human3.6M joints only (no 2D spine)")
-    p.add_argument("--ik-backend", default=None, metavar="NAME",
-                   help="IK backend of the build (default: batched when registered, else jacobian)")
+    p.add_argument("--ik-backend", default="jacobian", metavar="NAME",
+                   help="IK backend of the build: jacobian (default, as build-dataset's), opensim, batched")
     p.add_argument("--total-frames", type=positive_int, default=SIMSPINE_FRAMES,
                    help="frames of the full dataset to project to (default %(default)s)")
     p.add_argument("--node-cores", type=positive_int, default=64, help="cores of the node projected to (default 64)")
@@ -92,13 +93,6 @@ def projection_rows(measured: list[dict], total_frames: int, cores_here: int, no
 
 
 # ---- measurements ----------------------------------------------------------------------------------
-def default_backend() -> str:
-    """The fastest IK backend registered: ``batched`` when present, else ``jacobian``."""
-    from simspine.biomech.ik import BACKENDS
-
-    return "batched" if "batched" in BACKENDS else "jacobian"
-
-
 def _build(tree: Path, spine_2d, work: Path, workers: int | None, backend: str = "jacobian") -> dict:
     import json
 
@@ -158,7 +152,7 @@ def run(args) -> int:
         truth = write_mini_h36m(tree, subjects=tuple(args.subjects), actions=tuple(args.actions), frames=args.frames,
                                 seed=args.seed, spine_2d=det)
         (td / "build").mkdir(parents=True)
-        backend = args.ik_backend or default_backend()
+        backend = args.ik_backend
         b = _build(tree, det, td / "build", args.workers, backend)
         s = b["summary"]
         if s.failed:
