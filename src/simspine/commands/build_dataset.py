@@ -40,8 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--scaling-refine", type=positive_int, default=4,
                    help="refinement rounds of each subject's scaling (default: %(default)s)")
     p.add_argument("--ik-backend", default="jacobian", metavar="NAME",
-                   help="IK backend of simspine.biomech.ik.make_backend: jacobian (default), opensim, or batched "
-                        "once registered; recorded in the store's provenance")
+                   help="IK backend of simspine.biomech.ik.make_backend: jacobian (default), opensim or batched "
+                        "(PyTorch); recorded in the store's provenance")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

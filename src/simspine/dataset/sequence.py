@@ -53,7 +53,7 @@ class SequenceOptions:
         conf_threshold: 2D confidence below which a detection is ignored by the triangulation.
         scaling_refine: refinement rounds of the scaling (:func:`simspine.biomech.scaling.estimate_scaling`).
         ik_backend: IK backend name (:func:`simspine.biomech.ik.make_backend`: ``jacobian``,
-            ``opensim``, ``batched`` once registered); ``smoothness`` applies to backends that have it.
+            ``opensim``, ``batched``); ``smoothness`` applies to the backends that have it.
     """
 
     spine_2d: str | None = None
