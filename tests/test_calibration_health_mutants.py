@@ -63,6 +63,8 @@ def test_warning_rule_boundaries_and_text():
     # several inconsistent cameras and none by error: only the most excluded one is named
     two = calibration_warnings([_s("a", 3.0, 0.0), _s("b", 3.0, 0.0), _s("c", 3.0, 0.3), _s("d", 3.0, 0.5)])
     assert len(two) == 1 and two[0].startswith("camera d ")
+    three = calibration_warnings([_s("a", 3.0, 0.0), _s("b", 3.0, 0.0), _s("c", 3.0, 0.0), _s("d", 3.0, 0.75)])
+    assert "from 75% of its confident observations vs 0%" in three[0]
     # an error outlier hides the inconsistency-only ones
     both = calibration_warnings([_s("a", 3.0, 0.0), _s("b", 3.0, 0.0), _s("c", 3.0, 0.5), _s("d", 9.0, 0.0)])
     assert len(both) == 1 and both[0].startswith("camera d ")
@@ -103,14 +105,28 @@ def test_compare_size_texts_and_tolerance():
 
 
 def test_find_videos_and_missing_folders(tmp_path):
-    cams = [Camera(n, (100, 100), np.eye(3)) for n in ("cam01", "cam02")]
+    cams = [Camera(n, (100, 100), np.eye(3)) for n in ("cam01", "cam02", "cam03")]
     assert video_size_findings(None, cams) == [] and video_size_findings(tmp_path / "no", cams) == []
     assert find_videos(tmp_path, cams) == {}
     v = tmp_path / "videos"
     v.mkdir()
-    for f in ("cam01.MP4", "cam02.txt", "cam02.avi", "other.avi"):
+    for f in ("cam01.MP4", "cam02.txt", "cam02.avi", "other.avi", "cam03.txt"):
         (v / f).write_bytes(b"")
     (v / "cam01.mkv").mkdir()  # a folder is not a video
     found = find_videos(tmp_path, cams)
     assert found == {"cam01": v / "cam01.MP4", "cam02": v / "cam02.avi"}
     assert video_size_findings(tmp_path, cams) == []  # unreadable (empty) videos are skipped
+
+
+def test_video_size_findings_use_the_options(tmp_path):
+    import cv2
+
+    (tmp_path / "videos").mkdir()
+    vw = cv2.VideoWriter(str(tmp_path / "videos" / "cam01.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (208, 192))
+    for _ in range(2):
+        vw.write(np.zeros((192, 208, 3), np.uint8))
+    vw.release()
+    cams = [Camera("cam01", (192, 192), np.eye(3))]
+    # aspect 208/192 = 1.083: an error with the default 5 % tolerance, a warning with 10 %
+    assert video_size_findings(tmp_path, cams)[0][0] == "error"
+    assert video_size_findings(tmp_path, cams, HealthOptions(aspect_tolerance=0.1))[0][0] == "warning"
