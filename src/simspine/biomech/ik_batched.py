@@ -19,10 +19,13 @@ How the frames are solved (``window`` frames at a time, so memory stays bounded 
 * first frame: JacobianIK's start (pelvis placed on the data by a yaw + translation fit, then
   the default pose and ``restarts`` random poses within the ranges solved *together* as one
   batch by least squares; the robust phases on the best);
-* each window of frames: every frame starts from the previous window's last solution with its
-  pelvis placed on its own data, and all frames run damped Gauss-Newton (Levenberg-Marquardt,
-  Marquardt scaling, steps projected onto the bounds, per-frame damping and convergence) as one
-  batch: one call of the engine per iteration gives the markers and Jacobians of every frame;
+* each window of frames: damped Gauss-Newton (Levenberg-Marquardt, Marquardt scaling, steps
+  projected onto the bounds and limited to ``max_step`` per coordinate, per-frame damping and
+  convergence) on every frame in flight as one batch: one call of the engine per iteration gives
+  the markers and Jacobians of all of them. Frames join in order (``chunk`` frames at a time),
+  each once its predecessor has converged or run ``lag`` iterations, starting from the
+  predecessor's pose then -- a pipelined version of JacobianIK's warm start, which keeps each
+  frame in the basin JacobianIK's frame-by-frame path finds;
 * repairs, batched too: a frame whose cost is far above a neighbour's is solved again from the
   neighbour's solution (JacobianIK's backward repair, both ways, repeated until nothing
   improves); a frame far above the recent median gets JacobianIK's partial restarts;
