@@ -20,7 +20,8 @@ in-memory markers, write the ``.mot``), and its solve alone (frames/s). Backends
 (default: Gauss-Newton on OpenSim's station Jacobians) and ``opensim`` (OpenSim's
 ``InverseKinematicsSolver`` in-process), both frame by frame like the tool; one more row adds the
 temporal smoothness term at the weight the ``simspine ik`` pipeline uses (what that command
-costs). Accuracy: mean per-frame marker RMS and the largest
+costs). ``batched`` (:mod:`simspine.biomech.ik_batched`, PyTorch) runs on one core (torch
+threads 1), on all cores, and with the smoothness term (``--skip-batched`` leaves them out). Accuracy: mean per-frame marker RMS and the largest
 marker error (against the markers given, noise included), and against the generating motion: the
 RMS error of L5_S1 flexion and the mean error of the 37 keypoints (FK of the solution vs the exact
 markers).
