@@ -198,9 +198,10 @@ def test_write_ik_errors_without_robust_loss(tmp_path):
 
 def test_read_ik_errors_variants(tmp_path):
     old = tmp_path / "old.csv"
-    old.write_text("# backend=opensim\n# note: a=b\ntime,rms_m\n\n0.5,0.01\n1.0,\n")
+    # a comment whose text before "=" holds ":" is prose, not an entry (also when its first word has none)
+    old.write_text("# backend=opensim\n# note: a=b\n# the units: s=seconds\ntime,rms_m\n\n0.5,0.01\n1.0,\n")
     back = read_ik_errors(old)
-    assert back["backend"] == "opensim" and "note: a" not in back and " note: a" not in back
+    assert back["backend"] == "opensim" and "note: a" not in back and "the units: s" not in back
     assert [k for k in back if k not in ("time", "rms", "max", "n_markers", "marker_names", "marker_errors",
                                          "downweighted")] == ["backend"]
     assert back["time"].tolist() == [0.5, 1.0]
@@ -355,6 +356,9 @@ def test_job_fingerprint_definition(tmp_path):
     job = IKJob(str(model), m, weights={"A": 2.0}, coordinate_tasks=tasks, backend="opensim", accuracy=1e-4)
     assert job_fingerprint(job) == fingerprint_by_hand(b"<OpenSimDocument/>", m, "opensim", 1e-4, {"A": 2.0},
                                                        tasks, robust=None)
+    # options that JSON cannot hold are hashed by their repr
+    odd = IKJob(str(model), m, weights={"A": np.float32(2.0)})
+    assert job_fingerprint(odd) == fingerprint_by_hand(b"<OpenSimDocument/>", m, weights={"A": "np.float32(2.0)"})
     # each input changes it
     seen = {fp}
     for change in (dict(markers=trajectories(T=5)), dict(markers=trajectories(names=("A", "C"))),
