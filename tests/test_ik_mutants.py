@@ -469,3 +469,44 @@ def test_finished_result_solves_again(model_path, coords, tmp_path):
     # the model file gone: solved again (the error is raised by the solve, not here)
     gone = IKJob(str(tmp_path / "gone.osim"), m, out_mot=str(out))
     assert finished_result(gone) is None
+
+
+def test_edges_left_by_the_first_run(model_path, coords, tmp_path):
+    # a marker used in one frame only, down-weighted there: share 1, not 1/2; a non-square (T, M)
+    res = small_result()
+    res.robust_weights = np.array([[0.5, np.nan], [np.nan, 1.0], [np.nan, 1.0]])
+    res.marker_names = ["A", "B"]
+    assert res.downweighted_share() == {"A": 1.0, "B": 0.0}
+    err = np.where(np.isfinite(res.robust_weights), 0.01, np.nan)
+    fig = error_figures(["A", "B"], err, res.rms, res.max, res.n_markers, res.robust_weights < 1.0)
+    assert fig["downweighted_share"] == {"A": 1.0, "B": 0.0}
+    # two markers down in one frame: ";"-separated
+    res = small_result()
+    res.robust_weights = np.full((3, 3), 0.5)
+    assert write_ik_errors(res, tmp_path / "e.csv").read_text().splitlines()[4].split(",")[4] == "A;B;C"
+    # entries without a space after "#", values holding ":"
+    f = tmp_path / "f.csv"
+    f.write_text("#backend=x\n# when=12:30\ntime_s,rms_m\n0,1\n")
+    back = read_ik_errors(f)
+    assert back["backend"] == "x" and back["when"] == "12:30"
+    # the smoothing weight below 1 Hz still scales
+    assert smoothness_for_rate(0.1, 1.0) == pytest.approx(0.1 / 50 ** 4, rel=1e-12)
+    assert smoothness_for_rate(0.1, 0.5) == pytest.approx(0.1 / 100 ** 4, rel=1e-12)
+    # resumption: the times' tolerance is 1e-9 s + 1e-11 x the largest time, absolute only
+    base = Trajectories(100.0 + np.arange(4) / 50.0, ["A", "B"], np.zeros((4, 2, 3)))
+    out = tmp_path / "t.mot"
+    for shift, found in ((1.5e-9, True), (2.5e-9, False)):
+        markers = Trajectories(base.time + shift, base.names, base.xyz)
+        job = IKJob(model_path, markers, out_mot=str(out))
+        write_ik_mot(model_result(coords, base.time), out, fingerprint=job_fingerprint(job))
+        assert (finished_result(job) is not None) == found
+    short = Trajectories(np.arange(4) / 50.0, ["A", "B"], np.zeros((4, 2, 3)))
+    job = IKJob(model_path, Trajectories(short.time + 1.005e-9, short.names, short.xyz), out_mot=str(out))
+    write_ik_mot(model_result(coords, short.time), out, fingerprint=job_fingerprint(job))
+    assert finished_result(job) is None
+    job = IKJob(model_path, short, out_mot=str(out))
+    write_ik_mot(model_result(coords, short.time), out, fingerprint=job_fingerprint(job))
+    cache = {}
+    back = finished_result(job, cache)
+    assert back.n_markers.dtype.kind == "i"
+    assert cache["_model_digests"] == {model_path: hashlib.sha256(open(model_path, "rb").read()).hexdigest()}
