@@ -510,3 +510,16 @@ def test_edges_left_by_the_first_run(model_path, coords, tmp_path):
     back = finished_result(job, cache)
     assert back.n_markers.dtype.kind == "i"
     assert cache["_model_digests"] == {model_path: hashlib.sha256(open(model_path, "rb").read()).hexdigest()}
+
+
+def test_finished_result_reads_the_jobs_model(model_path, tmp_path):
+    # a model whose coordinates differ from the default prepared model's (one renamed everywhere)
+    other = tmp_path / "renamed.osim"
+    other.write_text(open(model_path).read().replace("pelvis_tilt", "pelvis_tilt_renamed"))
+    coords = coordinate_info(load_model(other))
+    assert "pelvis_tilt_renamed" in [c.name for c in coords]
+    m = trajectories()
+    out = tmp_path / "t.mot"
+    job = IKJob(str(other), m, out_mot=str(out))
+    write_ik_mot(model_result(coords, m.time), out, fingerprint=job_fingerprint(job))
+    assert finished_result(job).coordinate_names[0] == "pelvis_tilt_renamed"
