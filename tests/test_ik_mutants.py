@@ -523,3 +523,12 @@ def test_finished_result_reads_the_jobs_model(model_path, tmp_path):
     job = IKJob(str(other), m, out_mot=str(out))
     write_ik_mot(model_result(coords, m.time), out, fingerprint=job_fingerprint(job))
     assert finished_result(job).coordinate_names[0] == "pelvis_tilt_renamed"
+
+
+def test_finished_result_zero_frames(model_path, coords, tmp_path):
+    m = Trajectories(np.zeros(0), ["A"], np.zeros((0, 1, 3)))
+    out = tmp_path / "t.mot"
+    job = IKJob(model_path, m, out_mot=str(out))
+    write_ik_mot(model_result(coords, m.time), out, fingerprint=job_fingerprint(job))
+    back = finished_result(job)
+    assert back.values.shape == (0, len(coords)) and back.n_markers.shape == (0,)
