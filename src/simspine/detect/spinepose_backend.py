@@ -131,16 +131,21 @@ def fix_aspect_ratio(scale: np.ndarray, aspect_wh: float) -> np.ndarray:
     return np.array([w, w / aspect_wh]) if w > h * aspect_wh else np.array([h * aspect_wh, h])
 
 
-def warp_matrix(center: np.ndarray, scale: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
-    """2×3 affine image → crop matrix (no rotation), built from the same three point pairs as
-    spinepose's ``get_warp_matrix`` so the float32 result is identical."""
+def warp_matrix(center: np.ndarray, scale: np.ndarray, out_wh: tuple[int, int], rot_deg: float = 0.0) -> np.ndarray:
+    """2×3 affine image → crop matrix: the box of width ``scale[0]`` px at ``center`` px, rotated by
+    ``rot_deg`` degrees (counter-clockwise on screen, as mmpose; inference uses 0, training augments
+    with it), onto an ``out_wh`` crop. Built from the same three point pairs as spinepose's
+    ``get_warp_matrix`` so the float32 result is identical."""
     import cv2
 
-    src_w = scale[0]
+    center = np.asarray(center, dtype=float)
+    src_w = float(scale[0])
     dst_w, dst_h = out_wh
+    rad = np.deg2rad(rot_deg)
     src = np.zeros((3, 2), dtype=np.float32)
     src[0] = center
-    src[1] = center + np.array([0.0, src_w * -0.5])
+    # (0, -w/2) rotated by rad; exactly (0, -w/2) at 0 degrees.
+    src[1] = center + np.array([src_w * 0.5 * np.sin(rad), src_w * -0.5 * np.cos(rad)])
     d = src[0] - src[1]
     src[2] = src[1] + np.array([-d[1], d[0]])
     dst = np.zeros((3, 2), dtype=np.float32)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simspine.detect.spinepose_backend import BOX_PADDING, bbox_center_scale, fix_aspect_ratio
+from simspine.detect.spinepose_backend import BOX_PADDING, bbox_center_scale, fix_aspect_ratio, warp_matrix
 
 
 def box_center_size(bbox_xywh, input_wh: tuple[int, int], padding: float = BOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
@@ -22,30 +22,11 @@ def box_center_size(bbox_xywh, input_wh: tuple[int, int], padding: float = BOX_P
     return center, fix_aspect_ratio(size, input_wh[0] / input_wh[1])
 
 
-def _rotate(v: np.ndarray, rad: float) -> np.ndarray:
-    s, c = np.sin(rad), np.cos(rad)
-    return np.array([v[0] * c - v[1] * s, v[0] * s + v[1] * c])
-
-
 def affine_matrix(center, size_wh, rot_deg: float, out_wh: tuple[int, int]) -> np.ndarray:
     """2×3 float64 image → crop matrix: the box of ``size_wh`` px at ``center`` px, rotated by
-    ``rot_deg`` degrees (counter-clockwise on screen, as mmpose), onto an ``out_wh`` crop."""
-    import cv2
-
-    center = np.asarray(center, dtype=float)
-    src_w = float(size_wh[0])
-    dst_w, dst_h = out_wh
-    src = np.zeros((3, 2), dtype=np.float32)
-    src[0] = center
-    src[1] = center + _rotate(np.array([0.0, src_w * -0.5]), np.deg2rad(rot_deg))
-    d = src[0] - src[1]
-    src[2] = src[1] + np.array([-d[1], d[0]])
-    dst = np.zeros((3, 2), dtype=np.float32)
-    dst[0] = [dst_w * 0.5, dst_h * 0.5]
-    dst[1] = dst[0] + np.array([0.0, dst_w * -0.5])
-    d = dst[0] - dst[1]
-    dst[2] = dst[1] + np.array([-d[1], d[0]])
-    return cv2.getAffineTransform(np.float32(src), np.float32(dst))
+    ``rot_deg`` degrees (counter-clockwise on screen, as mmpose), onto an ``out_wh`` crop: the detect
+    backend's :func:`~simspine.detect.spinepose_backend.warp_matrix` with a rotation."""
+    return warp_matrix(center, size_wh, out_wh, rot_deg=rot_deg)
 
 
 def apply_affine(M: np.ndarray, xy: np.ndarray) -> np.ndarray:
