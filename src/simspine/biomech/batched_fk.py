@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,11 +123,12 @@ def simm_spline_coefficients(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, 
     return b, c, d
 
 
-class _Fn:
+class _Fn(ABC):
     """A scalar function of one coordinate, evaluated over a batch: value and derivative."""
 
+    @abstractmethod
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """Value and derivative at ``x`` [B]."""
 
     def to(self, dtype, device) -> _Fn:
         return self
