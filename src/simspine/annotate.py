@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from simspine.errors import InputError, SimspineError
-from simspine.fileio import write_text_atomic
+from simspine.fileio import json_default, write_text_atomic
 from simspine.io.npz import read_npz, read_trajectories_npz, write_trajectories_npz
 from simspine.multiview.filtering import FilterOptions, filter_trajectories
 from simspine.multiview.merge import MergeOptions, h36m_trajectories, merge_markers
@@ -331,7 +331,7 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     summary["skipped"] = stages.skipped
     summary["outputs"] = sorted({p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
                                 | {"summary.json", "summary.txt"} | ({"report.html"} if report else set()))
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=json_default) + "\n")
     write_text_atomic(out / "summary.txt", format_summary(summary) + "\n")
     for w in summary["observation"]["warnings"]:
         log(f"warning: {w}")
@@ -344,12 +344,6 @@ def annotate(session_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     return result
 
 
-def _json_default(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
 
 
 _NOTHING_HINTS = {

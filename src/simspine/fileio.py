@@ -146,3 +146,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def json_default(v):
+    """``json.dumps(default=...)`` for the package's records: numpy scalars as Python numbers,
+    arrays as lists, anything else (paths, enums) as its string."""
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)

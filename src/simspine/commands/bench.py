@@ -35,14 +35,6 @@ def add_arguments(p) -> None:
             bp.set_defaults(_bench_json=True)
 
 
-def _plain(v):
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
 
 
 def run(args) -> int:
@@ -52,12 +44,12 @@ def run(args) -> int:
         from pathlib import Path
 
         from simspine.errors import InputError
-        from simspine.fileio import write_text_atomic
+        from simspine.fileio import json_default, write_text_atomic
 
         figures = getattr(args, "figures", None)
         if figures is None:
             raise InputError(args.json, f"bench {args.benchmark} left no figures to write")
         write_text_atomic(Path(args.json), json.dumps({"benchmark": args.benchmark, "figures": figures}, indent=1,
-                                                      default=_plain) + "\n")
+                                                      default=json_default) + "\n")
         print(f"\nwrote {args.json}")
     return rc

@@ -31,6 +31,7 @@ import numpy as np
 
 from simspine.dataset.h36m import RATE_HZ, SequenceSpec, load_joints, timestamps
 from simspine.errors import InputError
+from simspine.fileio import json_default
 from simspine.frames import yup_to_zup, zup_to_yup
 from simspine.skeletons import H36M_TO_SPINETRACK, h36m32, spinetrack37
 from simspine.trajectories import Trajectories
@@ -121,16 +122,10 @@ def scale_subject_model(subject: str, specs: list[SequenceSpec], out_dir, option
                         refine=options.scaling_refine)
     d = rep.to_dict()
     d.update(frame=YUP, subject=subject, sequences=[s.name for s in readable], frames=int(markers.n_frames))
-    write_text_atomic(out / "scaling.json", json.dumps(d, indent=1, default=_jsonable))
+    write_text_atomic(out / "scaling.json", json.dumps(d, indent=1, default=json_default))
     return {"model": str(model_path), "scaling": d}
 
 
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
 
 
 # ---- 2D detections ----------------------------------------------------------------------------
@@ -353,7 +348,7 @@ def save_result(path, result: dict) -> Path:
 
     arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
     extra = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
-    arrays["meta_json"] = np.array(json.dumps(extra, default=_jsonable))
+    arrays["meta_json"] = np.array(json.dumps(extra, default=json_default))
     return save_npz(Path(path), **arrays)
 
 
