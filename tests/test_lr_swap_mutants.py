@@ -171,3 +171,25 @@ def test_labelling_costs_use_the_swap_confidence_threshold():
     assert np.isfinite(pts[0]).all()
     cost, pts = labelling_costs(cams, uv, conf, np.arange(len(NAMES)), hyps)
     assert cost.shape == (2, len(hyps)) and not cost.any() and pts.shape == (len(hyps), 2, 0, 3)
+
+
+def test_fix_lr_swaps_by_group_scores_the_rest_with_the_callers_triangulation():
+    """Views 1 and 2 swapped from frame 3 on: mirroring {1, 2} or {0, 3} fits equally well; only the
+    3D continuity (points from the scoring triangulations) tells them apart. Options that reject every
+    point (an uncertainty bound of 0) leave it nothing, so the decision changes -- and the keypoints of
+    no group must be decided exactly as :func:`fix_lr_swaps` decides them with the same options."""
+    from simspine.multiview.lr_swap import fix_lr_swaps, fix_lr_swaps_by_group
+    from simspine.multiview.triangulation import TriangulationOptions
+
+    cams, uv, conf, swap = _scene(None, T=10)
+    uv[1:3, 3:] = uv[1:3, 3:][:, :, swap]
+    blind = TriangulationOptions(max_uncertainty_mm_per_px=0.0)
+    truth = np.zeros((4, 10), bool)
+    truth[1:3, 3:] = True
+    _, _, ref = fix_lr_swaps(cams, uv, conf, swap)
+    assert np.array_equal(ref, truth)
+    _, _, ref_blind = fix_lr_swaps(cams, uv, conf, swap, triangulation=blind)
+    assert np.array_equal(ref_blind, truth[[1, 0, 0, 1]])  # the tie goes to the first-listed {0, 3}
+    for t, want in ((None, ref), (blind, ref_blind)):
+        _, _, sw = fix_lr_swaps_by_group(cams, uv, conf, swap, groups={}, triangulation=t)
+        assert np.array_equal(sw["view"], want)
