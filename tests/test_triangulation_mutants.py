@@ -359,3 +359,30 @@ def test_consistent_views_matches_a_per_point_reference(cams):
         ref, ref_amb = _consistent_reference(cams, rays, use, 20.0, _focal(cams))
         assert np.array_equal(best, ref) and np.array_equal(amb, ref_amb)
         assert (best.sum(0) < use.sum(0)).sum() > 20  # many points lose a view
+
+
+def test_consistent_views_ignore_what_unused_views_see(cams):
+    """The inlier sets and ambiguity flags depend only on the used views: an unused (low-confidence)
+    view's observation -- exact, 100 px off or missing -- changes nothing. 2000 points, +-30 px of
+    noise in the three used views of each, the fourth unused; where that view is exact, a pair built
+    with it would find three inliers at about 10 of the points."""
+    rng = np.random.default_rng(0)
+    N = 2000
+    X = np.c_[rng.uniform(-1, 1, N), rng.uniform(-1, 1, N), rng.uniform(0.2, 1.8, N)]
+    uv = np.stack([c.project(X) for c in cams])
+    noise = rng.uniform(-30, 30, size=uv.shape)
+    unused = rng.integers(0, 4, N)
+    noise[unused, np.arange(N)] = 0.0
+    use = np.ones((4, N), dtype=bool)
+    use[unused, np.arange(N)] = False
+    exact = uv + noise
+    off = exact.copy()
+    off[unused, np.arange(N)] += [60.0, 80.0]
+    missing = exact.copy()
+    missing[unused, np.arange(N)] = np.nan
+    best, amb = _consistent(cams, missing, use)
+    assert not (best & ~use).any()
+    assert (best.sum(0) < 3).sum() > 100  # many points keep only two of their three used views
+    for seen in (exact, off):
+        b, a = _consistent(cams, seen, use)
+        assert np.array_equal(b, best) and np.array_equal(a, amb)
