@@ -203,3 +203,88 @@ def test_associate_refusals_and_no_groups():
     D = np.full((2, 2, 3, 1, 1), np.nan)
     t, g, sc, X = candidate_groups(D, np.zeros((2, 3)), np.zeros((2, 3, 1, 5, 3)), np.ones((2, 3, 1, 5)), 0.1)
     assert t.shape == (0,) and g.shape == (0, 2) and sc.shape == (0,) and X.shape == (0, 5, 3)
+
+
+def _skeleton(centre, K=8, seed=5):
+    """(K, 3) keypoints within 0.3 m of ``centre`` (metres)."""
+    return np.asarray(centre, float) + np.random.default_rng(seed).uniform(-0.3, 0.3, (K, 3))
+
+
+def _candidates(cams, frames):
+    """Candidate arrays (C, T, P, K, 2) / (C, T, P, K) from ``frames``: a list over T of lists over
+    P of (K, 3) skeletons or None (absent), seen by every camera with confidence 1."""
+    T, Pn = len(frames), max(len(f) for f in frames)
+    K = next(s for f in frames for s in f if s is not None).shape[0]
+    uv = np.full((len(cams), T, Pn, K, 2), np.nan)
+    conf = np.zeros((len(cams), T, Pn, K))
+    for t, people in enumerate(frames):
+        for p, S in enumerate(people):
+            if S is not None:
+                for c, cam in enumerate(cams):
+                    uv[c, t, p] = cam.project(S)
+                    conf[c, t, p] = 1.0
+    return uv, conf
+
+
+def test_associate_tracks_both_ways_with_a_radius_growing_while_unseen():
+    """Two still people 1 m apart: A at the capture centre (index 1), B (index 0) seen from frame 3
+    on. ``person=1`` (the less central) is B, identified at frame 3 and followed forwards. Backwards
+    nobody lies within 0.3 m; at 5 fps the radius grows by 2 m/s x 0.2 s per frame unseen:
+    0.7 m at frame 1 (A is 1 m away: not taken), 1.1 m at frame 0 (A taken)."""
+    cams = _cams()
+    A = _skeleton(P)
+    B = A + [1.0, 0.0, 0.0]
+    frames = [[None, A]] * 3 + [[B, A]] * 3
+    uv, conf = _candidates(cams, frames)
+    res = associate(cams, uv, conf, person=1, fps=5.0)
+    assert res.start_frame == 3 and res.people_at_start == 2
+    expect = np.array([1, -1, -1, 0, 0, 0])
+    assert np.array_equal(res.chosen, np.tile(expect, (4, 1)))
+    np.testing.assert_allclose(res.keypoints[:, 4], uv[:, 4, 0], atol=0)
+    assert np.isnan(res.keypoints[:, 1:3]).all() and not res.conf[:, 1:3].any()
+    # faster allowed speed: 0.3 + 5 x 0.2 = 1.3 m after one unseen frame, so A is taken at frame 1
+    # (and then at frame 0, now 0 m from the last position)
+    res = associate(cams, uv, conf, person=1, fps=5.0, options=AssociationOptions(speed_mps=5.0))
+    assert np.array_equal(res.chosen[0], [1, 1, -1, 0, 0, 0])
+
+
+def _midpoint_reference(origins, dirs, w):
+    """Weighted least-squares point nearest to rays (one keypoint): origins (V, 3), dirs (V, 3)."""
+    A = sum(wi * (np.eye(3) - np.outer(d, d)) for wi, d in zip(w, dirs, strict=True))
+    b = sum(wi * (np.eye(3) - np.outer(d, d)) @ o for wi, o, d in zip(w, origins, dirs, strict=True))
+    return np.linalg.solve(A, b)
+
+
+def test_candidate_groups_keep_their_starters_and_order_by_disagreement():
+    """Two cameras; camera 0 holds a 5-px-off, low-confidence detection (index 0) and an exact one
+    (index 1) of the same person, camera 1 one exact detection. Both camera-0 candidates agree with
+    camera 1, so both pairs start a group. The group started by the off detection keeps it, although
+    the exact one lies nearer that group's skeleton (pulled towards camera 1's rays by the weights);
+    the group of the exact pair comes first (same views, smaller mean disagreement)."""
+    cams = _cams()[:2]
+    S = _skeleton(P, K=7)  # odd: the weighted median of equal weights is the plain median
+    uv = np.full((2, 1, 2, len(S), 2), np.nan)
+    conf = np.zeros((2, 1, 2, len(S)))
+    uv[0, 0, 0] = cams[0].project(S) + [3.0, 4.0]
+    uv[0, 0, 1] = cams[0].project(S)
+    uv[1, 0, 0] = cams[1].project(S)
+    conf[0, 0, 0], conf[0, 0, 1], conf[1, 0, 0] = 0.35, 1.0, 1.0
+    origins, dirs = world_rays(cams, uv)
+    D = pair_agreement(origins, dirs, conf)
+    assert D[0, 1, 0, 0, 0] < 0.1 and D[0, 1, 0, 1, 0] < 0.1
+    frame, groups, score, pts = candidate_groups(D, origins, dirs, conf, 0.1)
+    assert frame.tolist() == [0, 0]
+    assert groups.tolist() == [[1, 0], [0, 0]]
+    # the independent figures: each group's least-squares skeleton, the median distance of each
+    # view's rays to it, averaged over the two views
+    for g, row in enumerate(groups):
+        d = np.stack([dirs[0, 0, row[0]], dirs[1, 0, row[1]]])  # (2, K, 3)
+        w = [conf[0, 0, row[0], 0], conf[1, 0, row[1], 0]]
+        X = np.array([_midpoint_reference(origins, d[:, k], w) for k in range(len(S))])
+        np.testing.assert_allclose(pts[g], X, atol=1e-9)
+        dist = [np.median(np.linalg.norm(np.cross(X - origins[v], d[v]), axis=-1)) for v in range(2)]
+        assert score[g] == pytest.approx(np.mean(dist), abs=1e-12)
+    assert score[0] < 1e-9 < score[1]
+    # the off detection's own rays are farther from its group's skeleton than the exact one's
+    near = [np.median(point_ray_distance(origins[0], dirs[0, 0, p], pts[1])) for p in (0, 1)]
+    assert near[1] < near[0] < 0.1
