@@ -79,3 +79,29 @@ def test_tiny_model_learns_beats_mean_pose_and_onnx_matches(tmp_path):
     assert np.allclose(predict(lifter, te.x2d), pred, atol=1e-6)
     onnx_path = export_onnx(lifter, tmp_path / "lift.onnx", len(ids))
     assert onnx_check(lifter, onnx_path, te.x2d[:37]) < 1e-4
+
+
+def test_default_threads_follow_the_load(monkeypatch):
+    """One thread per core not already busy: all cores when idle, one when the load fills them."""
+    import os
+
+    from simspine.lift.model import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert default_threads() == 4
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.4, 0.0, 0.0))
+    assert default_threads() == 2
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert default_threads() == 1
+
+
+def test_train_restores_torch_threads_and_reports_them():
+    torch = pytest.importorskip("torch")
+    from simspine.lift.model import TrainConfig, train
+
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    res = train(synthetic_samples(64, "spine"), TrainConfig(hidden=16, epochs=1, batch_size=32, device="cpu",
+                                                            threads=want))
+    assert res.threads == want and torch.get_num_threads() == before and len(res.losses) == 1

@@ -36,7 +36,8 @@ def add_train_options(p, variant_default: str = "both") -> None:
     p.add_argument("--hidden", type=positive_int, default=1024, help="linear width (default %(default)s)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto (a GPU when torch sees one)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch CPU threads (default: one per core not already busy, from the load average)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -90,7 +91,8 @@ def train_variants(args, log=print) -> dict[str, tuple]:
         log(f"{v}: {len(s)} samples ({', '.join(subs)}; {'detected' if args.pred_2d else 'GT'} 2D, "
             f"{args.rate_hz:g} Hz; {s.dropped} views with unseen keypoints left out)")
         res = train(s, config_from_args(args), log=lambda m, v=v: log(f"  {v} {m}"))
-        log(f"  {v}: {res.seconds:.1f} s on {res.device}, loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
+        where = f"{res.device}, {res.threads} thread(s)" if res.device == "cpu" else res.device
+        log(f"  {v}: {res.seconds:.1f} s on {where}, loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
         out[v] = (res, s)
     return out
 
