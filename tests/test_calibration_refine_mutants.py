@@ -113,6 +113,17 @@ def test_unswapped_uses_the_triangulation_threshold():
     np.testing.assert_allclose(out.keypoints, sess.keypoints, atol=1e-9)
     np.testing.assert_array_equal(out.conf, conf)
     np.testing.assert_array_equal(bad.keypoints[1], sess.keypoints[1][:, swap])  # the input is untouched
+    # the triangulation options score the labellings: views 1 and 2 swapped from frame 3 on fit as well
+    # as 0 and 3 swapped; the 3D continuity decides, unless every point is rejected (uncertainty bound 0)
+    from simspine.multiview.lr_swap import fix_lr_swaps
+
+    two_uv = sess.keypoints.copy()
+    two_uv[1:3, 3:] = two_uv[1:3, 3:][:, :, swap]
+    two = Session2D(list(cams), two_uv, sess.conf, sess.timestamps, NAMES)
+    for o in (TriangulationOptions(), TriangulationOptions(max_uncertainty_mm_per_px=0.0)):
+        want, _, _ = fix_lr_swaps(cams, two_uv, sess.conf, swap, triangulation=o)
+        np.testing.assert_array_equal(cr.unswapped(cams, two, o).keypoints, want)
+    assert not np.array_equal(cr.unswapped(cams, two, o).keypoints, cr.unswapped(cams, two, TriangulationOptions()).keypoints)
     # a threshold above the right side's 0.5: no pair is seen on both sides, no evidence, nothing undone
     assert cr.unswapped(cams, bad, TriangulationOptions(conf_threshold=0.6)) is bad
 
@@ -316,6 +327,12 @@ def test_refine_refusals():
         cr.refine_calibration(few, RefineOptions(min_conf=0.7))
     assert str(e.value) == ("only 13 triangulated keypoints seen by two or more cameras with confidence >= 0.7; too "
                             "few to refine the calibration (lower --min-conf?)")
+    # two cameras are enough: one fixed, the other keeps its distance and turns
+    truth = h36m_cameras("S9")[:2]
+    two, _ = _session([truth[0], _turned(truth[1], 0.5)], T=4, truth_cams=truth)
+    r = cr.refine_calibration(two, RefineOptions(fixed_camera=truth[0].name))
+    assert r.scale_camera == truth[1].name and r.points == 52
+    assert cr.rotation_angle_deg(r.cameras[1].R, truth[1].R) < 0.02
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +381,7 @@ def test_refine_options_reach_the_solver(turned):
     base = dict(max_points=130)
     r = cr.refine_calibration(sess, RefineOptions(**base, max_nfev=2))
     assert r.nfev <= 2 and r.rotation_change_deg[truth[3].name] < 0.9
+    assert r.message == "The maximum number of function evaluations is exceeded."
     r = cr.refine_calibration(sess, RefineOptions(**base, fixed_camera=truth[1].name, scale_camera=truth[3].name))
     assert (r.fixed_camera, r.scale_camera) == (truth[1].name, truth[3].name)
     assert np.linalg.norm(r.cameras[3].center - r.cameras[1].center) == pytest.approx(
