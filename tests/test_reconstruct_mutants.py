@@ -183,9 +183,12 @@ def test_format_report_text():
     assert lines[12] == ""
     assert " ".join(lines[13].split()) == ("camera confident obs. median px p95 px used median px inconsistent % "
                                            "points used %")
-    h0 = rep["cameras"][0]
-    assert lines[15].split()[:4] == [sess.cameras[0].name, str(h0["observations"]), f"{h0['median_px']:.1f}",
-                                     f"{h0['p95_px']:.1f}"]
+    for c in range(3):
+        h = rep["cameras"][c]
+        assert lines[15 + c].split() == [sess.cameras[c].name, str(h["observations"]), f"{h['median_px']:.1f}",
+                                         f"{h['p95_px']:.1f}", f"{h['used_median_px']:.1f}",
+                                         f"{100 * h['inconsistent_share']:.1f}", f"{100 * h['points_used_share']:.1f}"]
+    assert lines[17].split()[5] != lines[15].split()[5]  # camera 2 excludes a view, camera 0 none
     assert lines[18].startswith("(calibration health: reprojection error of every confident view of a triangulated "
                                 "point, used or not; inconsistent: share of those views excluded)")
     assert lines[19:] == ["", "left/right swaps undone (frames): c1 4 (2-4, 7-7); c2 1 (0-0)",
