@@ -633,6 +633,16 @@ class BatchedKinematics:
 
     # ---- markers ------------------------------------------------------------------------------
 
+    def to(self, device) -> BatchedKinematics:
+        """A copy of the engine on ``device`` ("cpu", "cuda", ...): every tensor moved, nothing
+        re-read from OpenSim (so a prepared engine can be pickled and used where OpenSim is not
+        installed, e.g. a GPU machine)."""
+        device = torch.device(device)
+        out = _moved(self, device)
+        out.device = device
+        out._pair_cache = {}
+        return out
+
     def set_marker_locations(self, names: list[str], bodies: list[str], locations) -> None:
         """Move (or add) markers: ``locations`` [len(names), 3] metres in the frame of each body
         of ``bodies`` (e.g. after marker registration). Unnamed markers stay as they are."""
@@ -934,6 +944,22 @@ class BatchedKinematics:
         extension about Z, lateral bending about X, axial rotation about Y], as
         :meth:`simspine.biomech.fk.Kinematics.segment_euler_deg`."""
         return zxy_euler_deg(self.segment_rotations(z, bodies))
+
+
+def _moved(obj, device):
+    """``obj`` with every tensor moved to ``device``: tensors, containers and this module's
+    objects (copied, attribute by attribute); anything else is shared."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_moved(v, device) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _moved(v, device) for k, v in obj.items()}
+    if type(obj).__module__ == __name__ and hasattr(obj, "__dict__"):
+        new = object.__new__(type(obj))
+        new.__dict__.update({k: _moved(v, device) for k, v in obj.__dict__.items()})
+        return new
+    return obj
 
 
 def _mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

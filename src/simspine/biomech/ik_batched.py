@@ -64,7 +64,6 @@ from simspine.biomech.ik import (
     IKResult,
     _Kinematic,
     _prepare,
-    _progress,
     _result,
     huber_weight,
     log_weight,
@@ -77,16 +76,6 @@ DEFAULT_WINDOW = 128
 #: Frames shared by consecutive windows of the smoothing stage (held at their current values by
 #: the window that does not own them).
 DEFAULT_SMOOTHING_OVERLAP = 16
-
-#: Frames of a window that start together (a group); group g starts once every frame of group g-1
-#: has converged or run ``lag`` (default 5) iterations, from that group's last pose. Starting
-#: every frame of a window from the previous window's pose left weakly observed coordinates
-#: (forearm pronation) at their range limits in some frames (35 deg off, exact markers); groups
-#: of 2 frames with lag 3 still left a stretch of 20 frames in a 2 mm worse minimum (100 exact
-#: frames); 1 frame with lag 5: 0.00015 deg RMS from JacobianIK there, no slower (the later
-#: starts converge in fewer iterations); extrapolating the predecessors' velocity ran away on
-#: noisy markers (100 mm RMS).
-DEFAULT_CHUNK = 1
 
 _LS, _HUBER, _LOG = 0, 1, 2
 
@@ -112,7 +101,6 @@ class BatchedIK:
     def __init__(self, accuracy: float = 1e-6, max_iterations: int = 50, first_frame_iterations: int = 200,
                  restarts: int = 8, smoothness: float = 0.0, window: int = DEFAULT_WINDOW,
                  smoothing_overlap: int = DEFAULT_SMOOTHING_OVERLAP, smoothing_iterations: int = 30,
-                 chunk: int = DEFAULT_CHUNK, max_step: float = 0.2, lag: int = 5, extrapolate: float = 0.0,
                  robust: bool | str = True, robust_k: float = ROBUST_K,
                  robust_min_delta: float = ROBUST_MIN_DELTA, noisy_relative_decrease: float = NOISY_RELATIVE_DECREASE,
                  threads: int | None = 1, device: str = "cpu", kinematics=None):
@@ -133,24 +121,42 @@ class BatchedIK:
         self.restarts = restarts
         self.smoothness = smoothness
         self.window, self.smoothing_overlap = window, min(smoothing_overlap, window // 4)
-        self.chunk = max(1, min(chunk, window))
-        self.max_step = max_step
-        self.lag, self.extrapolate = max(1, lag), extrapolate
         self.smoothing_iterations = smoothing_iterations
         self.noisy_relative_decrease = noisy_relative_decrease
         self.threads, self.device = threads, device
         self.kinematics = kinematics
 
     def solve(self, model, markers: Trajectories, weights=None, coordinate_tasks=None, progress=False) -> IKResult:
+        return self.solve_many(model, [markers], weights, coordinate_tasks, progress)[0]
+
+    def solve_many(self, model, trials: list[Trajectories], weights=None, coordinate_tasks=None,
+                   progress=False) -> list[IKResult]:
+        """Solve several trials of one model together (frame t of every trial in one batch: the
+        batches that make the engine fast); trials with the same markers are solved as one
+        batch. Returns one :class:`~simspine.biomech.ik.IKResult` per trial, in order; each
+        result's ``seconds`` is its share (by frames) of its batch's solve time."""
         import torch
 
+        from simspine.biomech.ik import _as_model
+
+        if not trials:
+            return []
+        model = _as_model(model)
+        groups: dict[tuple, list[int]] = {}
+        for i, m in enumerate(trials):
+            groups.setdefault(tuple(m.names), []).append(i)
         saved_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
+        out: list[IKResult | None] = [None] * len(trials)
         try:
-            return _Solver(self, model, markers, weights, coordinate_tasks, progress).run()
+            for idx in groups.values():
+                res = _Solver(self, model, [trials[i] for i in idx], weights, coordinate_tasks, progress).run()
+                for i, r in zip(idx, res, strict=True):
+                    out[i] = r
         finally:
             torch.set_num_threads(saved_threads)
+        return out
 
 
 class _Solver:
@@ -159,24 +165,44 @@ class _Solver:
     def __init__(self, opts: BatchedIK, model, markers, weights, coordinate_tasks, progress):
         import torch
 
+        from simspine.biomech.ik import _as_model
+
         self.torch = torch
         self.o = opts
         self.progress = progress
-        self.markers = markers
-        self.prep = prep = _prepare(model, markers, weights, coordinate_tasks)
+        # One trial, or several of one model solved together (their frames concatenated; chain
+        # c holds frames offsets[c] .. offsets[c] + lengths[c] - 1).
+        trials = list(markers) if isinstance(markers, (list, tuple)) else [markers]
+        self.markers = trials[0]
+        self.trials = trials
+        model = _as_model(model)
+        self.preps = [_prepare(model, m, weights, coordinate_tasks) for m in trials]
+        self.prep = prep = self.preps[0]
+        for i, p in enumerate(self.preps[1:], 1):
+            if p.names != prep.names:
+                raise InputError(None, f"trial {i} has other markers than trial 0 (solve_many groups trials by "
+                                       "marker set; this is a bug if reached)")
         self.kin0 = _Kinematic(prep.model, prep.state)  # bounds, default pose (as JacobianIK's)
         cls = opts.kinematics or _kinematics_class()
         self.bk = cls.from_model(prep.model, dtype=torch.float64, device=opts.device)
         free = list(self.kin0.free_names)
+        self.free_names = free
+        z_state = self.kin0.z_from_state()
+        self.z_default = np.where(np.isfinite(z_state), z_state, 0.0)
+        self.lo_np, self.hi_np = np.asarray(self.kin0.lo, float), np.asarray(self.kin0.hi, float)
         if list(self.bk.independent_names) != free:
             raise InputError(None, "the batched kinematics' independent coordinates differ from the model's "
                                    "free coordinates")
         self.names = prep.names
-        self.T, self.M, self.n = markers.n_frames, len(prep.names), len(free)
-        dt = dict(dtype=torch.float64, device=opts.device)
+        self.lengths = np.array([p.x.shape[0] for p in self.preps])
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.chain_of = np.repeat(np.arange(len(trials)), self.lengths)
+        self.T, self.M, self.n = int(self.lengths.sum()), len(prep.names), len(free)
+        self.dev = torch.device(opts.device)
+        dt = dict(dtype=torch.float64, device=self.dev)
         self.dt = dt
-        self.x = torch.as_tensor(np.nan_to_num(prep.x), **dt)
-        self.w = torch.as_tensor(prep.w, **dt)
+        self.x = torch.as_tensor(np.nan_to_num(np.concatenate([p.x for p in self.preps])), **dt)
+        self.w = torch.as_tensor(np.concatenate([p.w for p in self.preps]), **dt)
         self.lo = torch.as_tensor(self.kin0.lo, **dt)
         self.hi = torch.as_tensor(self.kin0.hi, **dt)
         # Coordinate tasks on free coordinates: rows sqrt(w) (z_k - v) (constant Jacobian).
@@ -191,8 +217,52 @@ class _Solver:
         self.robust = opts.robust_loss is not None
         self.pelvis = np.array([n.startswith("pelvis") for n in free])
         self.rng = np.random.default_rng(0)
-        self.observed = np.ones(self.n, dtype=bool)
+        # Coordinates some marker moves at the first frame, per chain (restarts keep the others).
+        self.observed = np.ones((len(trials), self.n), dtype=bool)
         self.jump_restarts = 0
+        self.first_seconds = 0.0
+
+    # ------------------------------------------------------------------ portable copies
+
+    def portable(self) -> _Solver:
+        """A copy without OpenSim objects or trial data (engine on the CPU): what
+        :meth:`with_data` needs to solve other markers of the same model where OpenSim is not
+        installed (pickle it)."""
+        out = object.__new__(_Solver)
+        skip = {"torch", "prep", "preps", "kin0", "trials", "markers", "x", "w", "noise_level"}
+        out.__dict__.update({k: v for k, v in self.__dict__.items() if k not in skip})
+        out.bk = self.bk.to("cpu")
+        for k in ("lo", "hi", "task_k", "task_v", "task_w", "task_diag"):
+            setattr(out, k, getattr(self, k).cpu())
+        out.base_weights = self.w[0].cpu().numpy() if self.T else None
+        return out
+
+    def with_data(self, x, w, lengths, device="cpu") -> _Solver:
+        """This (portable) solver on new markers: ``x`` (T, M, 3) metres in the model's marker
+        order (NaN: missing), ``w`` (T, M) weights x confidences, ``lengths`` the chains'
+        frame counts (sum T). Returns a solver whose :meth:`lockstep` solves them on ``device``."""
+        import torch
+
+        out = object.__new__(_Solver)
+        out.__dict__.update(self.__dict__)
+        out.torch = torch
+        out.dev = torch.device(device)
+        out.dt = dict(dtype=torch.float64, device=out.dev)
+        out.bk = self.bk.to(out.dev)
+        for k in ("lo", "hi", "task_k", "task_v", "task_w", "task_diag"):
+            setattr(out, k, getattr(self, k).to(out.dev))
+        x = torch.as_tensor(x, **out.dt)
+        out.x = torch.nan_to_num(x)
+        out.w = torch.as_tensor(w, **out.dt) * torch.isfinite(x).all(2)
+        out.lengths = np.asarray(lengths, dtype=int)
+        out.offsets = np.concatenate([[0], np.cumsum(out.lengths)[:-1]])
+        out.chain_of = np.repeat(np.arange(len(out.lengths)), out.lengths)
+        out.T = int(out.lengths.sum())
+        out.noise_level = torch.zeros(out.T, **out.dt)
+        out.observed = np.ones((len(out.lengths), self.n), dtype=bool)
+        out.rng = np.random.default_rng(0)
+        out.jump_restarts = 0
+        return out
 
     # ------------------------------------------------------------------ costs
 
@@ -244,8 +314,8 @@ class _Solver:
         ``marker_cost``), (B,)."""
         e = (X - self.x[fr]).norm(dim=2)
         w = self.w[fr]
-        kind = torch_full(self.torch, len(fr), _LOG if self.o.robust_loss == "log" else _HUBER) if self.robust \
-            else torch_full(self.torch, len(fr), _LS)
+        kind = torch_full(self.torch, len(fr), _LOG if self.o.robust_loss == "log" else _HUBER, self.dev) \
+            if self.robust else torch_full(self.torch, len(fr), _LS, self.dev)
         return (w * self.rho(e, self.delta_of(e, w > 0), kind)).sum(1)
 
     def beyond(self, fr, X):
@@ -255,47 +325,32 @@ class _Solver:
 
     # ------------------------------------------------------------------ batched LM
 
-    def lm(self, z, fr, iterations, lam0, kind_code, start=None, seed=None, max_step=None):
-        """Damped Gauss-Newton on frames ``fr`` (B,) from ``z`` (B, n) with one loss phase.
-
-        ``start`` (B,): each frame's group (default: one group). Group g joins once every frame of
-        group g - 1 has converged or run ``self.o.lag`` iterations, its starting pose from
-        ``seed(z, rows)`` (z: the current iterates of all frames), so it starts from its
-        predecessors' (nearly) converged poses. Each frame runs at most ``iterations``
-        iterations. Returns z, X (B, M, 3), J (B, M, 3, n)."""
+    def lm(self, z, fr, iterations, lam0, kind_code):
+        """Damped Gauss-Newton on frames ``fr`` (B,) from ``z`` (B, n) with one loss phase, all
+        frames together (each at most ``iterations`` iterations; the first frames, restarts and
+        repairs). Returns z, X (B, M, 3), J (B, M, 3, n)."""
         torch = self.torch
         o = self.o
+        dev = self.dev
         B, n = z.shape
         z = z.clone()
-        if start is None:
-            start = torch.zeros(B, dtype=torch.long)
         x, w = self.x[fr], self.w[fr]
         use = w > 0
-        kind = torch_full(torch, B, kind_code)
+        kind = torch_full(torch, B, kind_code, dev)
         X = torch.zeros((B, self.M, 3), **self.dt)
         J = torch.zeros((B, self.M, 3, n), **self.dt)
         e = torch.zeros((B, self.M), **self.dt)
         delta = torch.full((B,), float("inf"), **self.dt)
         cost = torch.zeros(B, **self.dt)
         lam = torch.full((B,), float(lam0), **self.dt)
-        count = torch.zeros(B, dtype=torch.long)
+        count = torch.zeros(B, dtype=torch.long, device=dev)
         level = self.noise_level[fr]
-        active = torch.zeros(B, dtype=torch.bool, device=z.device)
+        active = torch.zeros(B, dtype=torch.bool, device=dev)
         eye = torch.eye(n, **self.dt)
-        n_groups = int(start.max()) + 1 if B else 0
-        started = 0  # groups started so far
-        lag = self.o.lag
-        for k in range(n_groups * iterations + iterations + 1):
-            joining = torch.zeros(0, dtype=torch.long)
-            if started < n_groups:
-                prev = start == started - 1
-                if started == 0 or bool(((count[prev] >= lag) | ~active[prev]).all()):
-                    joining = (start == started).nonzero().squeeze(1)
-                    started += 1
-            if len(joining):
-                if seed is not None and k > 0:
-                    z[joining] = seed(z, joining)
-                Xj, Jj = self.fk(z[joining])
+        for k in range(iterations + 1):
+            if k == 0 and B:
+                joining = torch.arange(B, device=dev)
+                Xj, Jj = self.fk(z)
                 X[joining], J[joining] = Xj, Jj
                 e[joining] = (Xj - x[joining]).norm(dim=2)
                 if kind_code != _LS:
@@ -306,9 +361,7 @@ class _Solver:
             active &= count < iterations
             ia = active.nonzero().squeeze(1)
             if len(ia) == 0:
-                if started >= n_groups:
-                    break
-                continue
+                break
             count[ia] += 1
             sw = torch.sqrt(w[ia] * self.irls(e[ia], delta[ia], kind[ia]))
             r = sw.unsqueeze(2) * (X[ia] - x[ia])  # (A, M, 3)
@@ -331,10 +384,6 @@ class _Solver:
                 li = lam[ia[pend]]
                 A = H[pend] + (li[:, None, None] * torch.diag_embed(dg[pend])) + 1e-12 * eye
                 step = -torch.linalg.solve(A, g[pend])
-                if max_step:
-                    # No coordinate moves more than max_step (rad, m) per iteration (per coordinate:
-                    # scaling the whole step let a weak coordinate's large step stall the others).
-                    step = step.clamp(-max_step, max_step)
                 zp = torch.minimum(torch.maximum(zi[pend] + step, self.lo), self.hi)
                 Xp, Jp = self.fk(zp)
                 frp = ia[pend]
@@ -367,26 +416,26 @@ class _Solver:
             noisy = (mc > self.floor) & (mc < 3.0 * level[ai])
             rel = torch.where(noisy, torch.full_like(mc, o.noisy_relative_decrease),
                               torch.full_like(mc, RELATIVE_DECREASE))
-            conv = (stepmax < o.accuracy) | (decrease < torch.clamp(rel * cost[ai], min=1e-14))
+            # Relative to the cost at the step's threshold (before the threshold followed the
+            # residuals), as JacobianIK measures it.
+            conv = (stepmax < o.accuracy) | (decrease < torch.clamp(rel * ct[acc_ok], min=1e-14))
             active[ia[stop]] = False
             active[ai[conv]] = False
         return z, X, J
 
-    def solve_frames(self, z, fr, iterations, lam0=1e-3, robust_frame=True, start=None, seed=None,
-                     max_step=None):
-        """JacobianIK's per-frame phases on a batch: least squares (``start``/``seed``: see
-        :meth:`lm`); Huber where a marker is then beyond the threshold; the log tail where one
-        still is. Returns z, X, J, merit (B,)."""
-        z, X, J = self.lm(z, fr, iterations, lam0, _LS, start, seed, max_step)
+    def solve_frames(self, z, fr, iterations, lam0=1e-3, robust_frame=True):
+        """JacobianIK's per-frame phases on a batch: least squares; Huber where a marker is then
+        beyond the threshold; the log tail where one still is. Returns z, X, J, merit (B,)."""
+        z, X, J = self.lm(z, fr, iterations, lam0, _LS)
         if self.robust and robust_frame:
             b = self.beyond(fr, X).nonzero().squeeze(1)
             if len(b):
-                zb, Xb, Jb = self.lm(z[b], fr[b], iterations, lam0, _HUBER, max_step=max_step)
+                zb, Xb, Jb = self.lm(z[b], fr[b], iterations, lam0, _HUBER)
                 z[b], X[b], J[b] = zb, Xb, Jb
                 if self.o.robust_loss == "log":
                     b2 = b[self.beyond(fr[b], Xb).nonzero().squeeze(1)]
                     if len(b2):
-                        zb, Xb, Jb = self.lm(z[b2], fr[b2], iterations, lam0, _LOG, max_step=max_step)
+                        zb, Xb, Jb = self.lm(z[b2], fr[b2], iterations, lam0, _LOG)
                         z[b2], X[b2], J[b2] = zb, Xb, Jb
         return z, X, J, self.marker_cost(fr, X) + self.task_cost(z)
 
@@ -396,7 +445,7 @@ class _Solver:
         """JacobianIK's ``_initial_guess`` for a batch: pelvis yaw (about Y) and translation from a
         rigid fit of the used markers of each frame to the model's at z (B, n)."""
         torch = self.torch
-        free = self.kin0.free_names
+        free = self.free_names
         X, _ = self.fk(z, jac=False)
         x, use = self.x[fr], (self.w[fr] > 0)
         ok = use.sum(1) >= 3
@@ -428,12 +477,13 @@ class _Solver:
         R = self.o.restarts
         if R <= 0 or len(fr) == 0:
             return best
-        lo, hi = np.nan_to_num(self.kin0.lo, neginf=0.0), np.nan_to_num(self.kin0.hi, posinf=0.0)
+        lo, hi = np.nan_to_num(self.lo_np, neginf=0.0), np.nan_to_num(self.hi_np, posinf=0.0)
         zb = z_base.cpu().numpy()
         cand = []
+        chains = self.chain_of[fr.cpu().numpy()]
         for i in range(len(fr)):
             for _ in range(R):
-                keep = self.pelvis | ~self.observed
+                keep = self.pelvis | ~self.observed[chains[i]]
                 if partial:
                     keep = keep | (self.rng.random(self.n) < 0.5)
                 cand.append(np.where(keep, zb[i], lo + (hi - lo) * self.rng.uniform(0.25, 0.75, self.n)))
@@ -442,7 +492,7 @@ class _Solver:
         zc, Xc, _, mc = self.solve_frames(zc, frc, self.o.first_frame_iterations, robust_frame=False)
         mc = mc.view(len(fr), R)
         k = mc.argmin(1)
-        sel = torch.arange(len(fr)) * R + k
+        sel = torch.arange(len(fr), device=self.dev) * R + k
         zbst, Xbst, cbst = best
         win = mc.gather(1, k[:, None]).squeeze(1) < cbst
         if not win.any():
@@ -458,214 +508,51 @@ class _Solver:
 
     # ------------------------------------------------------------------ stages
 
-    def first_frame(self):
-        torch = self.torch
-        fr = torch.zeros(1, dtype=torch.long)
-        z = torch.as_tensor(np.where(np.isfinite(self.kin0.z_from_state()), self.kin0.z_from_state(), 0.0),
-                            **self.dt)[None]
-        if int((self.w[0] > 0).sum()) >= 3:
-            z = self.place_pelvis(z, fr)
-        _, J = self.fk(z)
-        self.observed = (J[0].reshape(-1, self.n).norm(dim=0) > 1e-9).cpu().numpy()
-        sw = torch.sqrt(self.w[0])
-        self.ever_observed = ((sw[:, None, None] * J[0]).reshape(-1, self.n).norm(dim=0) > 1e-12).cpu().numpy()
-        z0, X0, _, c0 = self.solve_frames(z, fr, self.o.first_frame_iterations, robust_frame=False)
-        best = (z0, X0, c0)
-        if float(self.marker_cost(fr, X0)[0]) >= self.floor:
-            # Candidates one by one in JacobianIK (its early stop at a ~0.2 mm fit): here all at once.
-            best = self.multistart(fr, z, best, partial=False)
-        zb = best[0]
-        if self.robust:
-            zb, Xb, _, cb = self.solve_frames(zb, fr, self.o.first_frame_iterations)
-            best = (zb, Xb, cb)
-        return best
-
-    def repair(self, z, X, cost, fr, z_left=None, c_left=None):
-        """Frames whose cost is above 4x a neighbour's (+ floor) are solved again from that
-        neighbour's solution, the better kept; repeated while anything improves."""
-        torch = self.torch
-        W = len(fr)
-        for _ in range(W + 1):
-            cl = torch.cat([c_left.view(1), cost[:-1]]) if c_left is not None else torch.cat([cost[:1] * np.inf, cost[:-1]])
-            cr = torch.cat([cost[1:], cost[-1:] * np.inf])
-            zl = torch.cat([z_left.view(1, -1), z[:-1]]) if z_left is not None else torch.cat([z[:1], z[:-1]])
-            zr = torch.cat([z[1:], z[-1:]])
-            from_l = cost > 4.0 * cl + self.floor
-            from_r = cost > 4.0 * cr + self.floor
-            bad = (from_l | from_r).nonzero().squeeze(1)
-            if len(bad) == 0:
-                break
-            use_r = from_r[bad] & (~from_l[bad] | (cr[bad] < cl[bad]))
-            zs = torch.where(use_r[:, None], zr[bad], zl[bad])
-            z2, X2, _, c2 = self.solve_frames(zs, fr[bad], self.o.first_frame_iterations)
-            better = c2 < cost[bad]
-            if not better.any():
-                break
-            bi = bad[better]
-            z[bi], X[bi], cost[bi] = z2[better], X2[better], c2[better]
-        return z, X, cost
-
-    def jumps(self, z, X, cost, fr, hist):
-        """JacobianIK's jump check: a frame whose cost exceeds 9x the median of the previous 10
-        frames' (+ floor) gets partial restarts around its solution."""
-        torch = self.torch
-        allc = np.concatenate([hist.cpu().numpy(), cost.cpu().numpy()])
-        h = len(hist)
-        flag = [i for i in range(len(fr)) if h + i > 0
-                and allc[h + i] > 9.0 * np.median(allc[max(0, h + i - 10):h + i]) + self.floor]
-        if not flag:
-            return z, X, cost
-        self.jump_restarts += len(flag)
-        fi = torch.tensor(flag, dtype=torch.long)
-        zb, Xb, cb = self.multistart(fr[fi], z[fi], (z[fi], X[fi], cost[fi]), partial=True)
-        z[fi], X[fi], cost[fi] = zb, Xb, cb
-        return z, X, cost
-
-    def hold_unobserved(self, z, fr, J, zs, a):
-        """Coordinates that no used marker moves in a frame take JacobianIK's warm-start value:
-        the previous frame's, or its constant-velocity prediction (clipped to the ranges) when
-        that fits the frame's markers better. ``zs``: the solutions so far (frames before ``a``,
-        the window's first frame)."""
-        torch = self.torch
-        W = len(fr)
-        sw = torch.sqrt(self.w[fr])
-        col = (sw[:, :, None, None] * J).reshape(W, -1, self.n).norm(dim=1)  # (W, n)
-        held = col <= 1e-12
-        if len(self.task_k):
-            held[:, self.task_k] = False
-        # A coordinate not observed in any frame so far keeps its first-frame value anyway.
-        seen = torch.as_tensor(self.ever_observed)[None] | torch.cumsum(~held, 0).bool()
-        self.ever_observed = seen[-1].cpu().numpy()
-        held &= seen
-        rows = held.any(1).nonzero().squeeze(1).tolist()
-        if not rows:
-            return z
-        solved = z
-        use_pred = torch.zeros(W, dtype=torch.bool)
-        zz = solved.clone()
-        for _ in range(6):
-            # Sequential pass over the frames with held coordinates (array rows, cheap)...
-            zz = solved.clone()
-
-            def get(t, zz=zz):
-                return zz[t - a] if t >= a else zs[t]
-            for i in rows:
-                t = a + i
-                start = get(t - 1)
-                if t >= 2 and use_pred[i]:
-                    start = torch.minimum(torch.maximum(2.0 * get(t - 1) - get(t - 2), self.lo), self.hi)
-                zz[i] = torch.where(held[i], start, solved[i])
-            # ...then each such frame's choice from its markers, batched: prediction or previous.
-            idx = [i for i in rows if a + i >= 2]
-            if not idx:
-                break
-            q1 = torch.stack([get(a + i - 1) for i in idx])
-            q2 = torch.stack([get(a + i - 2) for i in idx])
-            pred = torch.minimum(torch.maximum(2.0 * q1 - q2, self.lo), self.hi)
-            Xc, _ = self.fk(torch.cat([q1, pred]), jac=False)
-            it = torch.tensor(idx, dtype=torch.long)
-            mc = self.marker_cost(torch.cat([fr[it], fr[it]]), Xc).view(2, -1)
-            new = torch.zeros(W, dtype=torch.bool)
-            new[it] = mc[1] < mc[0]
-            if torch.equal(new, use_pred):
-                break
-            use_pred = new
-        return zz
-
-    def per_frame(self):
-        """Frame-by-frame IK of the whole trial in windows; returns zs (T, n), X (T, M, 3), cost (T,)."""
-        torch = self.torch
-        T, W = self.T, self.o.window
-        zs = torch.empty((T, self.n), **self.dt)
-        Xs = torch.empty((T, self.M, 3), **self.dt)
-        cs = torch.empty(T, **self.dt)
-        t0 = _time.perf_counter()
-        z0, X0, c0 = self.first_frame()
-        self.first_seconds = _time.perf_counter() - t0
-        zs[0], Xs[0], cs[0] = z0[0], X0[0], c0[0]
-        self.noise_level[:] = float(self.marker_cost(torch.zeros(1, dtype=torch.long), X0)[0])
-        bar = _progress(range(1, T, W), self.progress, "IK (batched)")
-        for a in bar:
-            b = min(T, a + W)
-            fr = torch.arange(a, b)
-            # Pipelined warm start: chunk c of the window joins at iteration c, starting from the
-            # constant-velocity extrapolation of the two frames before it (their iterates then).
-            S = self.o.chunk
-            start = torch.arange(b - a) // S
-            zprev = zs[:a]
-
-            def seed(z, rows, a=a, zprev=zprev, S=S):
-                rel = rows - rows % S - 1  # frame before the chunk (window index; -1: before window)
-
-                def at(i):
-                    out = torch.empty((len(i), self.n), **self.dt)
-                    inside = i >= 0
-                    out[inside] = z[i[inside]]
-                    out[~inside] = zprev[(a + i[~inside]).clamp(min=0)]
-                    return out
-                p1, p2 = at(rel), at(rel - 1)
-                if a + int(rel.min()) - 1 < 0:
-                    p2 = torch.where(((a + rel - 1) < 0)[:, None], p1, p2)
-                steps = (rows - rel).to(z.dtype)[:, None] * self.o.extrapolate
-                return torch.minimum(torch.maximum(p1 + steps * (p1 - p2), self.lo), self.hi)
-            z_init = zs[a - 1].expand(b - a, -1).clone()
-            z_init[:S] = seed(z_init, torch.arange(min(S, b - a)))
-            # Damping 1e-3 at the start (JacobianIK: 1e-6 from the previous frame): from a few frames
-            # away an undamped first step threw forearm pronation to its range limit, where it stayed.
-            z, X, J, c = self.solve_frames(z_init, fr, self.o.max_iterations, lam0=1e-3, start=start, seed=seed,
-                                           max_step=self.o.max_step)
-            z, X, c = self.repair(z, X, c, fr, zs[a - 1], cs[a - 1])
-            z, X, c = self.jumps(z, X, c, fr, cs[max(0, a - 10):a])
-            # Unobserved coordinates as JacobianIK's warm start leaves them.
-            _, J = self.fk(z)
-            z = self.hold_unobserved(z, fr, J, zs, a)
-            X, _ = self.fk(z, jac=False)
-            zs[a:b], Xs[a:b] = z, X
-            cs[a:b] = self.marker_cost(fr, X) + self.task_cost(z)
-            self.noise_level[b:] = float(cs[max(0, b - 10):b].median())
-        return zs, Xs, cs
-
-    def smooth(self, zs):
-        """Gauss-Newton on the whole objective with the temporal term, in overlapping windows."""
+    def smooth(self, zs, first: int = 0, length: int | None = None):
+        """Gauss-Newton on the whole objective with the temporal term, in overlapping windows, on
+        the trajectory of frames ``first`` .. ``first + length - 1`` (default: all frames)."""
         from scipy.linalg import solveh_banded
 
         torch = self.torch
         s = float(self.o.smoothness)
-        T, W, overlap = self.T, self.o.window, self.o.smoothing_overlap
+        T = self.T - first if length is None else length
+        W, overlap = self.o.window, self.o.smoothing_overlap
         if s <= 0 or T < 3:
             return zs
+        end = first + T
         zs = zs.clone()
         # Loss kind and threshold per frame, fixed from the per-frame solution (IRLS majoriser).
-        X, _ = self.fk(zs, jac=False) if T <= W else (None, None)
-        kinds, deltas = torch.empty(T, dtype=torch.long), torch.empty(T, **self.dt)
-        for a in range(0, T, W):
-            fr = torch.arange(a, min(T, a + W))
-            Xw = X[fr] if X is not None else self.fk(zs[fr], jac=False)[0]
+        kinds, deltas = torch.empty(self.T, dtype=torch.long, device=self.dev), torch.empty(self.T, **self.dt)
+        for a in range(first, end, W):
+            fr = torch.arange(a, min(end, a + W), device=self.dev)
+            Xw = self.fk(zs[fr], jac=False)[0]
             e = (Xw - self.x[fr]).norm(dim=2)
             d = self.delta_of(e, self.w[fr] > 0)
-            k = torch_full(torch, len(fr), _LS)
+            k = torch_full(torch, len(fr), _LS, self.dev)
             if self.robust:
                 k[((e > d[:, None]) & (self.w[fr] > 0)).any(1)] = _LOG if self.o.robust_loss == "log" else _HUBER
             kinds[fr], deltas[fr] = k, torch.where(k == _LS, torch.full_like(d, float("inf")), d)
-        a = 0
+        a = first
         while True:
-            b = min(T, a + W)
-            self._smooth_window(zs, a, b, s, kinds, deltas, solveh_banded)
-            if b == T:
+            b = min(end, a + W)
+            self._smooth_window(zs, a, b, s, kinds, deltas, solveh_banded, first, end)
+            if b == end:
                 break
             a = b - overlap
         return zs
 
-    def _smooth_window(self, zs, a, b, s, kinds, deltas, solveh_banded):
-        """Gauss-Newton (LM) on frames [a, b) of the trajectory objective, the other frames held."""
+    def _smooth_window(self, zs, a, b, s, kinds, deltas, solveh_banded, first=0, end=None):
+        """Gauss-Newton (LM) on frames [a, b) of the trajectory objective (trajectory: frames
+        [first, end)), the other frames held."""
         torch = self.torch
-        T, n = self.T, self.n
-        fr = torch.arange(a, b)
+        end = self.T if end is None else end
+        n = self.n
+        fr = torch.arange(a, b, device=self.dev)
         Wf = b - a
         N = Wf * n
         u = 2 * n  # band: the acceleration couples frames up to 2 apart
         # Acceleration rows a_t = z_t - (z_t-1 + z_t+1) / 2 touching the window.
-        acc_t = np.arange(max(1, a - 1), min(T - 2, b) + 1)
+        acc_t = np.arange(max(first + 1, a - 1), min(end - 2, b) + 1)
         coef = ((-1, -0.5), (0, 1.0), (1, -0.5))
         # Their Hessian (constant): s c_i c_j between window frames, K[i, d] for frames i, i + d.
         K = np.zeros((Wf, 3))
@@ -708,7 +595,7 @@ class _Solver:
                 g[:, self.task_k] += self.task_w * (zw[:, self.task_k] - self.task_v)
             gn = g.cpu().numpy()
             # Temporal rows: gradient s c_j a_t on frame t + j.
-            ge = np.zeros((T, n))
+            ge = np.zeros((self.T, n))
             for j, cj in coef:
                 np.add.at(ge, acc_t + j, s * cj * acc)
             gn = (gn + ge[a:b]).ravel()
@@ -740,44 +627,325 @@ class _Solver:
                 break
         zs[a:b] = zw
 
-    def run(self) -> IKResult:
+    # ------------------------------------------------------------------ lockstep (many chains)
+
+    def first_frames(self, fr):
+        """JacobianIK's first-frame solve for the first frames ``fr`` (C,) of all chains at once:
+        pelvis placed, the default pose solved, restarts where it fits worse than ~0.2 mm per
+        marker, the robust phases on the best. Returns z, X, merit."""
+        torch = self.torch
+        C = len(fr)
+        z = torch.as_tensor(self.z_default, **self.dt)[None].repeat(C, 1)
+        z = self.place_pelvis(z, fr)
+        _, J = self.fk(z)
+        self.observed = (J.reshape(C, -1, self.n).norm(dim=1) > 1e-9).cpu().numpy()
+        z0, X0, _, c0 = self.solve_frames(z, fr, self.o.first_frame_iterations, robust_frame=False)
+        need = (self.marker_cost(fr, X0) >= self.floor).nonzero().squeeze(1)
+        if len(need):
+            zb, Xb, cb = self.multistart(fr[need], z[need], (z0[need], X0[need], c0[need]), partial=False)
+            z0, X0, c0 = z0.clone(), X0.clone(), c0.clone()
+            z0[need], X0[need], c0[need] = zb, Xb, cb
+        if self.robust:
+            z0, X0, _, c0 = self.solve_frames(z0, fr, self.o.first_frame_iterations)
+        return z0, X0, c0
+
+    def lockstep(self):
+        """Frame-by-frame IK of every chain, one frame of each chain in flight: JacobianIK's path
+        per chain (warm start from the converged previous frame or its constant-velocity
+        prediction, whichever fits the frame's markers better; least squares, then Huber / the
+        log tail where a marker is beyond the threshold; jump restarts; backward repair).
+
+        Each chain advances on its own: the moment its frame has converged (or a loss phase
+        ends) the next phase or frame joins the batch, so one Gauss-Newton iteration of the
+        engine serves every chain, and the number of iterations is the longest chain's total,
+        not the sum over frames of the slowest frame's (a batch of frame t of every chain
+        waited for its slowest member in each of the three phases: ~150 iterations per frame,
+        mostly on one or two rows). Returns zs (T, n), X (T, M, 3), marker cost (T,)."""
+        torch = self.torch
+        o = self.o
+        dev = self.dev
+        T, C, n, M = self.T, len(self.lengths), self.n, self.M
+        off = torch.as_tensor(self.offsets, dtype=torch.long, device=dev)
+        end = off + torch.as_tensor(self.lengths, dtype=torch.long, device=dev)
+        zs = torch.empty((T, n), **self.dt)
+        Xs = torch.empty((T, M, 3), **self.dt)
+        cs = torch.zeros(T, **self.dt)
+        t0 = _time.perf_counter()
+        z0, X0, _ = self.first_frames(off)
+        self.first_seconds = _time.perf_counter() - t0
+        zs[off], Xs[off] = z0, X0
+        cs[off] = self.marker_cost(off, X0)
+        back = torch.arange(0, 10, device=dev)
+        # Row state: one row per chain (its frame in flight). A row either chooses its frame's
+        # start (CHOOSE: previous pose or its constant-velocity prediction) or tries a damped
+        # step (TRIAL); every iteration evaluates all rows' points in ONE call of the engine.
+        CHOOSE, TRIAL, WAIT, DONE = 0, 1, 2, 3
+        fr = off.clone()
+        state = torch.full((C,), CHOOSE, dtype=torch.long, device=dev)
+        z = z0.clone()
+        X = X0.clone()
+        J = torch.zeros((C, M, 3, n), **self.dt)
+        e = torch.zeros((C, M), **self.dt)
+        H = torch.zeros((C, n, n), **self.dt)
+        g = torch.zeros((C, n), **self.dt)
+        dg = torch.ones((C, n), **self.dt)
+        delta = torch.full((C,), float("inf"), **self.dt)
+        cost = torch.zeros(C, **self.dt)
+        lam = torch.full((C,), 1e-6, **self.dt)
+        count = torch.zeros(C, dtype=torch.long, device=dev)
+        kind = torch_full(torch, C, _LS, dev)
+        raised = torch.zeros(C, dtype=torch.bool, device=dev)
+        acc_cost = torch.zeros(C, **self.dt)
+        acc_until = torch.full((C,), -1, dtype=torch.long, device=dev)
+        loss_code = _LOG if o.robust_loss == "log" else _HUBER
+        eye = torch.eye(n, **self.dt)
+        pbar = None
+        if self.progress and T > C:
+            from tqdm import tqdm
+
+            pbar = tqdm(total=T - C, desc="IK (batched)", unit="frame")
+
+        def normal_equations(rows):
+            """Gauss-Newton system at the rows' current poses (IRLS weights of their loss)."""
+            f = fr[rows]
+            sw = torch.sqrt(self.w[f] * self.irls(e[rows], delta[rows], kind[rows]))
+            r = (sw.unsqueeze(2) * (X[rows] - self.x[f])).reshape(len(rows), -1, 1)
+            Jf = (sw[:, :, None, None] * J[rows]).reshape(len(rows), -1, n)
+            Jt = Jf.transpose(1, 2)
+            H[rows] = Jt @ Jf + torch.diag(self.task_diag)
+            gr = (Jt @ r).squeeze(2)
+            if len(self.task_k):
+                gr[:, self.task_k] += self.task_w * (z[rows][:, self.task_k] - self.task_v)
+            g[rows] = gr
+            dg[rows] = torch.clamp(torch.diagonal(H[rows], dim1=1, dim2=2), min=1e-12)
+
+        def phase_start(rows, code):
+            """A loss phase from the rows' current poses (their X, J are current)."""
+            f = fr[rows]
+            kind[rows] = code
+            if code == _LS:
+                delta[rows] = float("inf")
+            else:
+                delta[rows] = self.delta_of(e[rows], self.w[f] > 0)
+            cost[rows] = (self.w[f] * self.rho(e[rows], delta[rows], kind[rows])).sum(1) + self.task_cost(z[rows])
+            lam[rows] = 1e-6  # warm start: almost undamped (JacobianIK's lam for every phase)
+            count[rows] = 1
+            raised[rows] = False
+            normal_equations(rows)
+            state[rows] = TRIAL
+
+        def next_frame(rows):
+            """Move rows to their next frame (CHOOSE) or retire them (DONE)."""
+            nxt = fr[rows] + 1
+            live = nxt < end[rows]
+            state[rows[~live]] = DONE
+            rows, nxt = rows[live], nxt[live]
+            fr[rows] = nxt
+            self.noise_level[nxt] = self._recent(cs, nxt - 1, off[rows], back)
+            state[rows] = CHOOSE
+
+        def commit(rows):
+            f = fr[rows]
+            zs[f], Xs[f] = z[rows], X[rows]
+            cs[f] = self.marker_cost(f, X[rows])
+            if pbar is not None:
+                pbar.update(len(rows))
+            next_frame(rows)
+
+        def frame_done(rows):
+            """JacobianIK's jump check (marker cost above 9x the recent median + floor): those
+            frames WAIT for restarts, the others are committed."""
+            f = fr[rows]
+            recent = self._recent(cs, f - 1, off[rows], back)
+            t_in = f - off[rows]
+            recent = torch.where(t_in <= acc_until[rows], torch.maximum(recent, acc_cost[rows]), recent)
+            jump = self.marker_cost(f, X[rows]) > 9.0 * recent + self.floor
+            state[rows[jump]] = WAIT
+            if (~jump).any():
+                commit(rows[~jump])
+
+        def restart_waiting():
+            rows = (state == WAIT).nonzero().squeeze(1)
+            f = fr[rows]
+            self.jump_restarts += len(rows)
+            mcb = self.marker_cost(f, X[rows])
+            merit = mcb + self.task_cost(z[rows])
+            zj, Xj, cj = self.multistart(f, zs[f - 1], (z[rows], X[rows], merit), partial=True)
+            kept = ~(cj < merit)
+            acc_cost[rows[kept]] = mcb[kept]
+            acc_until[rows[kept]] = (f - off[rows])[kept] + 10
+            z[rows], X[rows] = zj, Xj
+            commit(rows)
+
+        def phase_end(rows):
+            """Least squares -> Huber -> log tail where a marker is beyond the threshold; else the
+            frame is done."""
+            if self.robust and len(rows):
+                bey = self.beyond(fr[rows], X[rows])
+                up_h = bey & (kind[rows] == _LS)
+                up_l = bey & (kind[rows] == _HUBER) & (loss_code == _LOG)
+                if up_h.any():
+                    phase_start(rows[up_h], _HUBER)
+                if up_l.any():
+                    phase_start(rows[up_l], _LOG)
+                rows = rows[~(up_h | up_l)]
+            if len(rows):
+                frame_done(rows)
+
+        next_frame(torch.arange(C, device=dev))
+        while True:
+            ch = (state == CHOOSE).nonzero().squeeze(1)
+            tr = (state == TRIAL).nonzero().squeeze(1)
+            if len(ch) == 0 and len(tr) == 0:
+                if (state == WAIT).any():
+                    restart_waiting()
+                    continue
+                break
+            # Trial steps (Marquardt-scaled, projected on the bounds) and start candidates.
+            if len(tr):
+                A = H[tr] + lam[tr][:, None, None] * torch.diag_embed(dg[tr]) + 1e-12 * eye
+                zp = torch.minimum(torch.maximum(z[tr] - torch.linalg.solve(A, g[tr]), self.lo), self.hi)
+            else:
+                zp = z[:0]
+            fc = fr[ch]
+            prev = zs[fc - 1]
+            has2 = (fc - 2) >= off[ch]
+            pred = torch.where(has2[:, None], torch.minimum(torch.maximum(
+                2.0 * prev - zs[torch.where(has2, fc - 2, fc - 1)], self.lo), self.hi), prev)
+            Xq, Jq = self.fk(torch.cat([zp, prev, pred]))
+            nt, nc = len(tr), len(ch)
+            if nc:
+                Xa, Xb = Xq[nt:nt + nc], Xq[nt + nc:]
+                mc = self.marker_cost(torch.cat([fc, fc]), torch.cat([Xa, Xb])).view(2, -1)
+                use_pred = mc[1] < mc[0]
+                z[ch] = torch.where(use_pred[:, None], pred, prev)
+                X[ch] = torch.where(use_pred[:, None, None], Xb, Xa)
+                J[ch] = torch.where(use_pred[:, None, None, None], Jq[nt + nc:], Jq[nt:nt + nc])
+                e[ch] = (X[ch] - self.x[fc]).norm(dim=2)
+                phase_start(ch, _LS)
+            if nt:
+                ft = fr[tr]
+                Xp, Jp = Xq[:nt], Jq[:nt]
+                ep = (Xp - self.x[ft]).norm(dim=2)
+                cp = (self.w[ft] * self.rho(ep, delta[tr], kind[tr])).sum(1) + self.task_cost(zp)
+                ok = cp <= cost[tr]
+                give_up = ~ok & (lam[tr] > 1e8)
+                retry = ~ok & ~give_up
+                lam[tr[retry]] *= 10.0
+                raised[tr[retry]] = True
+                acc = tr[ok]
+                finished = tr[give_up]  # the best damped step still raised the cost
+                if len(acc):
+                    decrease = cost[acc] - cp[ok]
+                    stepmax = (zp[ok] - z[acc]).abs().amax(1)
+                    z[acc], X[acc], J[acc], e[acc], cost[acc] = zp[ok], Xp[ok], Jp[ok], ep[ok], cp[ok]
+                    rob = acc[kind[acc] != _LS]
+                    if len(rob):
+                        dn = self.delta_of(e[rob], self.w[fr[rob]] > 0)
+                        chg = dn != delta[rob]
+                        if chg.any():
+                            rc = rob[chg]
+                            delta[rc] = dn[chg]
+                            cost[rc] = (self.w[fr[rc]] * self.rho(e[rc], delta[rc], kind[rc])).sum(1) \
+                                + self.task_cost(z[rc])
+                    lam[acc] = torch.where(raised[acc], lam[acc], torch.clamp(lam[acc] / 10.0, min=1e-9))
+                    raised[acc] = False
+                    fa = fr[acc]
+                    mcm = (self.w[fa] * self.rho(e[acc], delta[acc], kind[acc])).sum(1)
+                    noisy = (mcm > self.floor) & (mcm < 3.0 * self.noise_level[fa])
+                    rel = torch.where(noisy, torch.full_like(mcm, o.noisy_relative_decrease),
+                                      torch.full_like(mcm, RELATIVE_DECREASE))
+                    conv = (stepmax < o.accuracy) | (decrease < torch.clamp(rel * cp[ok], min=1e-14)) \
+                        | (count[acc] >= o.max_iterations)
+                    go = acc[~conv]
+                    if len(go):
+                        count[go] += 1
+                        normal_equations(go)
+                    finished = torch.cat([finished, acc[conv]])
+                if len(finished):
+                    state[finished] = -1  # in transition
+                    phase_end(finished)
+            if (state == WAIT).sum() >= max(1, int((state != DONE).sum()) // 8):
+                restart_waiting()
+        if pbar is not None:
+            pbar.close()
+        L = int(self.lengths.max())
+        lengths = end - off
+        # Backward repair: a frame far above its successor (typically a first frame in a poor
+        # minimum) is solved again from the successor's solution, the better kept.
+        for t in range(L - 2, -1, -1):
+            ci = (lengths - 2 >= t).nonzero().squeeze(1)
+            fr = off[ci] + t
+            bad = (cs[fr] > 4.0 * cs[fr + 1] + self.floor).nonzero().squeeze(1)
+            if len(bad) == 0:
+                continue
+            fb = fr[bad]
+            z2, X2, _, _ = self.solve_frames(zs[fb + 1].clone(), fb, self.o.first_frame_iterations)
+            c2 = self.marker_cost(fb, X2)
+            better = c2 < cs[fb]
+            zs[fb[better]], Xs[fb[better]], cs[fb[better]] = z2[better], X2[better], c2[better]
+        return zs, Xs, cs
+
+    def _recent(self, cs, last, first, back):
+        """Median marker cost of the 10 frames up to ``last`` (B,) within each chain (starting at
+        ``first``), JacobianIK's noise level (numpy's median: the mean of the two middle values
+        for an even count; torch's median takes the lower one, which moved the noisy-frame
+        test and so the early stop of some frames)."""
+        torch = self.torch
+        idx = last[:, None] - back[None]
+        ok = idx >= first[:, None]
+        v = torch.where(ok, cs[idx.clamp(min=0)], torch.full_like(idx, 0, dtype=cs.dtype) + float("inf"))
+        v = torch.sort(v, dim=1).values
+        cnt = ok.sum(1)
+        lo = ((cnt - 1).clamp(min=0) // 2)[:, None]
+        hi = (cnt // 2).clamp(max=v.shape[1] - 1)[:, None]
+        return 0.5 * (v.gather(1, lo) + v.gather(1, hi)).squeeze(1)
+
+    def run(self) -> list[IKResult]:
+        """Solve every chain; one :class:`IKResult` per trial (``seconds``: the solve's time
+        shared out by frames)."""
         torch = self.torch
         t0 = _time.perf_counter()
         with torch.no_grad():
-            zs, Xs, _ = self.per_frame()
-            if self.o.smoothness > 0 and self.T >= 3:
-                zs = self.smooth(zs)
+            zs, Xs, _ = self.lockstep()
+            if self.o.smoothness > 0:
+                for a, T in zip(self.offsets, self.lengths, strict=True):
+                    zs = self.smooth(zs, int(a), int(T))
                 Xs = torch.cat([self.fk(zs[a:a + self.o.window], jac=False)[0]
                                 for a in range(0, self.T, self.o.window)])
             q = self.bk.full_coordinates(zs)
         seconds = _time.perf_counter() - t0
-        prep = self.prep
         order = [list(self.bk.coordinate_names).index(c) for c in self.kin0.names]
         values = q.cpu().numpy()[:, order]
         pos = Xs.cpu().numpy()
-        errors = np.linalg.norm(pos - prep.x, axis=2)
-        res = _result(prep, self.markers.time, values, errors, self.o.name, seconds)
-        res.meta["jump_restarts"] = self.jump_restarts
-        res.meta["first_frame_seconds"] = self.first_seconds
-        res.meta["window"] = self.o.window
-        res.meta["smoothness"] = self.o.smoothness
-        if self.robust:
-            from simspine.biomech.ik import robust_threshold
+        out = []
+        for c, prep in enumerate(self.preps):
+            a, T = int(self.offsets[c]), int(self.lengths[c])
+            errors = np.linalg.norm(pos[a:a + T] - prep.x, axis=2)
+            res = _result(prep, self.trials[c].time, values[a:a + T], errors, self.o.name, seconds * T / self.T)
+            res.meta["jump_restarts"] = self.jump_restarts
+            res.meta["first_frame_seconds"] = self.first_seconds
+            res.meta["window"] = self.o.window
+            res.meta["smoothness"] = self.o.smoothness
+            res.meta["trials_in_batch"] = len(self.trials)
+            if self.robust:
+                from simspine.biomech.ik import robust_threshold
 
-            used = prep.w > 0
-            e0 = np.nan_to_num(errors)
-            w_fn = huber_weight if self.o.robust_loss == "huber" else log_weight
-            res.robust_delta = np.array([robust_threshold(e0[t], used[t], self.o.robust_k, self.o.robust_min_delta)
-                                         for t in range(self.T)])
-            res.robust_weights = np.where(used, w_fn(e0, res.robust_delta[:, None]), np.nan)
-            res.meta["robust"] = {"loss": self.o.robust_loss, "k": self.o.robust_k,
-                                  "min_delta_m": self.o.robust_min_delta,
-                                  "downweighted_share": res.downweighted_share()}
-        return res
+                used = prep.w > 0
+                e0 = np.nan_to_num(errors)
+                w_fn = huber_weight if self.o.robust_loss == "huber" else log_weight
+                res.robust_delta = np.array([robust_threshold(e0[t], used[t], self.o.robust_k,
+                                                              self.o.robust_min_delta) for t in range(T)])
+                res.robust_weights = np.where(used, w_fn(e0, res.robust_delta[:, None]), np.nan)
+                res.meta["robust"] = {"loss": self.o.robust_loss, "k": self.o.robust_k,
+                                      "min_delta_m": self.o.robust_min_delta,
+                                      "downweighted_share": res.downweighted_share()}
+            out.append(res)
+        return out
 
 
-def torch_full(torch, n, value):
-    return torch.full((n,), value, dtype=torch.long)
+def torch_full(torch, n, value, device=None):
+    return torch.full((n,), value, dtype=torch.long, device=device)
 
 
 def torch_zeros(torch, n, dt):
