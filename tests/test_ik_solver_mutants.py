@@ -68,3 +68,26 @@ def test_smoothing_on_three_frames(model_path, kin):
     print("acceleration sum", acc, "rms mm", 1000 * a.rms, 1000 * b.rms)
     assert acc[1] < 0.8 * acc[0]
     assert np.all(b.rms < 0.02)
+
+
+def test_coordinates_stay_in_range_when_markers_go_past_it(model_path, kin):
+    """Every coordinate moving at constant velocity, the right knee straightening past its 0 deg
+    limit (9, 6, 3, 0, -3, -6 deg; forward kinematics does not clamp): from frame 4 the
+    constant-velocity prediction would fit the markers exactly but lies outside the range; the
+    solution stays at the limit (the fit then misses the shank markers by millimetres)."""
+    from simspine.biomech.fk import CoordinateTable
+
+    mot = random_motion(kin, 6, rate=50.0, seed=11)
+    v = mot.values[0][None] + np.arange(6)[:, None] * (mot.values[1] - mot.values[0])[None]
+    j = mot.names.index("knee_angle_r")
+    v[:, j] = np.deg2rad([9, 6, 3, 0, -3, -6])
+    traj, _ = run_fk(kin, CoordinateTable(mot.time, mot.names, v))
+    res = JacobianIK(restarts=2).solve(model_path, traj)
+    ranges = {c.name: c.range for c in kin.free_coordinates}
+    for k, name in enumerate(res.coordinate_names):
+        if name in ranges:
+            lo, hi = ranges[name]
+            assert np.all(res.values[:, k] >= lo - 1e-12) and np.all(res.values[:, k] <= hi + 1e-12), name
+    knee = np.rad2deg(res.column("knee_angle_r"))
+    np.testing.assert_allclose(knee[:4], [9, 6, 3, 0], atol=0.05)
+    assert np.all(knee[4:] == 0.0) and np.all(res.rms[4:] > 1e-3) and np.all(res.rms[:4] < 5e-4)
