@@ -59,6 +59,11 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-tool", action="store_true", help="do not run OpenSim's IK tool")
     p.add_argument("--skip-opensim-backend", action="store_true", help="do not run simspine's opensim backend")
     p.add_argument("--skip-batched", action="store_true", help="do not run simspine's batched (PyTorch) backend")
+    p.add_argument("--sequences", type=positive_int, default=32,
+                   help="trials of this kind the batched backend solves together (the bench trial and others of "
+                        "other random motions; its frames/s counts all of them; default %(default)s; 1: alone)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the batched backend (cpu, cuda; default %(default)s)")
 
 
 @contextlib.contextmanager
@@ -161,9 +166,11 @@ def _trials(traj, noise_mm: float, missing: float, seed: int) -> list[tuple[str,
     return out
 
 
-def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> dict[str, tuple]:
+def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, others=()) -> dict[str, tuple]:
     """Time and score every method on one trial: name -> (wall s, solve frames/s, marker RMS m,
-    max marker error m, L5_S1 flexion RMS deg vs truth, keypoint error mm vs truth)."""
+    max marker error m, L5_S1 flexion RMS deg vs truth, keypoint error mm vs truth, frames
+    solved). The batched rows solve ``others`` (trials of other motions) with it in one batch;
+    their accuracy columns are the bench trial's."""
     import opensim as osim
 
     from simspine.biomech.fitting import DEFAULT_SMOOTHNESS_50HZ
@@ -195,13 +202,20 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
         t0 = time.perf_counter()
         model = load_model(model_path)
         ik = make_backend(backend, smoothness=smoothness)
-        if name == "batched-all":
-            ik.threads = os.cpu_count()
-        res = ik.solve(model, markers, coordinate_tasks=tasks, progress=False)
+        frames = markers.n_frames
+        if backend == "batched":
+            ik.device = args.device
+            if name == "batched-all":
+                ik.threads = os.cpu_count()
+            batch = [markers, *others]
+            frames = sum(m.n_frames for m in batch)
+            res = ik.solve_many(model, batch, coordinate_tasks=tasks, progress=False)[0]
+        else:
+            res = ik.solve(model, markers, coordinate_tasks=tasks, progress=False)
         write_ik_mot(res, td / f"{name}.mot")
         wall = time.perf_counter() - t0
         l5, kp = truth_errors(CoordinateTable(res.time, res.coordinate_names, res.values))
-        results[name] = (wall, res.fps, float(np.nanmean(res.rms)), float(np.nanmax(res.max)), l5, kp)
+        results[name] = (wall, res.fps, float(np.nanmean(res.rms)), float(np.nanmax(res.max)), l5, kp, frames)
         print(f"  simspine {name}: {wall:.1f} s", flush=True)
     if not args.skip_tool:
         full = _full_model_with_markers(td / "full_model.osim")
@@ -215,15 +229,16 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path) -> di
         wall = time.perf_counter() - t0
         rms, mx = _tool_errors(td)
         l5, kp = truth_errors(coordinates_from_mot(mot, kin.coordinates))
-        results["tool"] = (wall, float("nan"), rms, mx, l5, kp)
+        results["tool"] = (wall, float("nan"), rms, mx, l5, kp, markers.n_frames)
         print(f"  OpenSim IK tool (Pose2Sim setup, full model): {wall:.1f} s", flush=True)
     return results
 
 
 LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine jacobian, task weight 0.1",
           "jacobian-smooth": "simspine jacobian + smoothness (simspine ik)",
-          "opensim": "simspine opensim-solver", "batched-1": "simspine batched, 1 core",
-          "batched-all": "simspine batched, all cores", "batched-smooth": "simspine batched + smoothness, 1 core",
+          "opensim": "simspine opensim-solver", "batched-1": "simspine batched, {k} trials, 1 core",
+          "batched-all": "simspine batched, {k} trials, all cores",
+          "batched-smooth": "simspine batched + smoothness, {k} trials, 1 core",
           "tool": "OpenSim IK tool, Pose2Sim way"}
 
 
@@ -239,15 +254,23 @@ def run(args) -> int:
     print(f"simspine bench ik: {args.frames} frames, 37 markers, random motion in the model (seed {args.seed})",
           flush=True)
     tables = []
-    for label, markers in _trials(traj, args.noise_mm, args.missing, args.seed):
+    # The batched backend's batch partners: the same kinds of trials of other random motions.
+    extra = []
+    if not args.skip_batched and args.sequences > 1:
+        for k in range(1, args.sequences):
+            traj_k, _ = run_fk(kin, random_motion(kin, args.frames, rate=50.0, seed=args.seed + 1000 * k))
+            extra.append([m for _, m in _trials(traj_k, args.noise_mm, args.missing, args.seed + 1000 * k)])
+    for i, (label, markers) in enumerate(_trials(traj, args.noise_mm, args.missing, args.seed)):
         print(f"trial: {label}", flush=True)
         with tempfile.TemporaryDirectory() as td:
-            results = _run_trial(args, markers, truth, traj, kin, model_path, Path(td))
-        ref = results.get("tool", (float("nan"),))[0]
+            results = _run_trial(args, markers, truth, traj, kin, model_path, Path(td), [e[i] for e in extra])
+        tool = results.get("tool")
+        ref_fps = tool[6] / tool[0] if tool else float("nan")
         rows = []
-        for key, (wall, fps_solve, rms, mx, l5, kp) in results.items():
-            rows.append([LABELS[key], f"{args.frames / wall:.1f}", "-" if np.isnan(fps_solve) else f"{fps_solve:.1f}",
-                         f"{ref / wall:.1f}x" if np.isfinite(ref) else "-",
+        for key, (wall, fps_solve, rms, mx, l5, kp, frames) in results.items():
+            rows.append([LABELS[key].format(k=args.sequences), f"{frames / wall:.1f}",
+                         "-" if np.isnan(fps_solve) else f"{fps_solve:.1f}",
+                         f"{frames / wall / ref_fps:.1f}x" if np.isfinite(ref_fps) else "-",
                          f"{rms * 1000:.3f}", f"{mx * 1000:.2f}", f"{l5:.3f}", f"{kp:.2f}"])
         tables.append((label, rows))
     for label, rows in tables:
@@ -257,6 +280,9 @@ def run(args) -> int:
     args.figures = {"headers": ["method", "frames/s (end to end)", "frames/s (solve)", "speed-up vs tool", "marker RMS mm",
                                 "max err mm", "L5_S1 flex RMS deg", "keypoints mm"],
                     "trials": {label: rows for label, rows in tables}}  # --json (simspine.commands.bench)
+    print(f"\nBatched rows: the bench trial solved together with {args.sequences - 1} trials of other random motions "
+          "(same noise and missing markers), as build-dataset batches the sequences of a subject; frames/s counts all "
+          "frames of the batch, the accuracy columns are the bench trial's (device: " + str(args.device) + ").")
     print("\nEnd to end = load model + solve + write .mot (the tool also reads the TRC). Same trial, same "
           "markers and weights. Marker RMS and max error: against the markers given (noise included); L5_S1 "
           "flexion RMS and keypoint error (mean over the 37 keypoints, FK of the solution): against the "

@@ -14,37 +14,36 @@ marker is then beyond the threshold; the log tail only where one still is; thres
 
     smoothness * sum_t |z_t - (z_t-1 + z_t+1) / 2|^2        (t = 1 .. T-2)
 
-How the frames are solved (``window`` frames at a time, so memory stays bounded for any length):
+How the frames are solved: JacobianIK's path, frame by frame, for many *chains* at once -- the
+trials given to :meth:`BatchedIK.solve_many` (sequences of one model: a subject's), each cut into
+chains of at most ``chain_frames`` frames if that is set:
 
-* first frame: JacobianIK's start (pelvis placed on the data by a yaw + translation fit, then
-  the default pose and ``restarts`` random poses within the ranges solved *together* as one
-  batch by least squares; the robust phases on the best);
-* each window of frames: damped Gauss-Newton (Levenberg-Marquardt, Marquardt scaling, steps
-  projected onto the bounds and limited to ``max_step`` per coordinate, per-frame damping and
-  convergence) on every frame in flight as one batch: one call of the engine per iteration gives
-  the markers and Jacobians of all of them. Frames join in order (``chunk`` frames at a time),
-  each once its predecessor has converged or run ``lag`` iterations, starting from the
-  predecessor's pose then -- a pipelined version of JacobianIK's warm start, which keeps each
-  frame in the basin JacobianIK's frame-by-frame path finds;
-* repairs, batched too: a frame whose cost is far above a neighbour's is solved again from the
-  neighbour's solution (JacobianIK's backward repair, both ways, repeated until nothing
-  improves); a frame far above the recent median gets JacobianIK's partial restarts;
-* coordinates that no used marker moves in a frame (a wrist marker missing: elbow flexion)
-  take the value JacobianIK's frame-by-frame warm start leaves them: the previous frame's, or
-  its constant-velocity prediction when that fits the frame's markers better;
-* smoothness > 0: the per-frame solution is refined by Gauss-Newton on the whole objective,
-  window by window with overlapping frames (``smoothing_overlap``) held by their current values;
-  the normal equations of a window are block-banded (the acceleration couples frames t-2..t+2)
-  and solved as a symmetric banded system (``scipy.linalg.solveh_banded``).
+* first frames of all chains together: the pelvis placed on the data (yaw + translation fit),
+  the default pose solved; where that fits worse than ~0.2 mm per marker, ``restarts`` random
+  poses within the ranges (all candidates of all chains in one batch); the robust phases on the
+  best;
+* then every chain advances on its own, one frame in flight per chain (:meth:`_Solver.lockstep`):
+  its start is the previous frame's pose or its constant-velocity prediction, whichever fits the
+  frame's markers better; least squares, then Huber where a marker is beyond the threshold, then
+  the log tail where one still is (damped Gauss-Newton, Marquardt scaling, steps projected on the
+  bounds, JacobianIK's convergence tests); a frame far above the recent median cost gets partial
+  restarts; every iteration evaluates the trial points and new starts of all chains in ONE call
+  of the engine, so the batch is the number of chains and the iteration count is the longest
+  chain's, not the sum of each frame's slowest member;
+* backward repair as JacobianIK's (a frame far above its successor is solved again from it);
+* smoothness > 0: the per-frame solution is refined by Gauss-Newton on the whole objective of
+  each trial, window by window (``window`` frames, ``smoothing_overlap`` shared), the block-banded
+  normal equations solved by ``scipy.linalg.solveh_banded``.
 
-Status (tests/test_ik_batched.py; 24 frames at 50 Hz of ``random_motion``): exact markers agree
-with JacobianIK to 0.0005 deg RMS (0.007 deg at most), same marker RMS. With 10 mm noise the
-batched solver fits the markers slightly better (15.0 vs 15.3 mm mean RMS) but weakly observed
-coordinates -- forearm pronation, arm rotation -- settle in other points of their near-flat
-minima (tens of degrees apart): JacobianIK's are set by its frame-to-frame path and its early
-stop on noisy frames (``NOISY_RELATIVE_DECREASE``), and even with both converged tightly the two
-paths end in different minima there. So the 0.1 deg agreement holds on exact markers only, and
-JacobianIK stays the default. Speed: ``simspine bench ik``.
+Status (tests/test_ik_batched.py, 24-60 frames of ``random_motion``, one chain per trial):
+the same poses as JacobianIK -- exact markers and 10 mm noise with 20% missing markers to
+1e-4 deg, 10 mm noise 0.013 deg RMS (the first frame's restarts end a few 0.1 deg apart after
+200 iterations in a flat direction; the path heals) -- and the same marker RMS. Chains cut from
+one trial (``chain_frames``) start cold, so weakly observed coordinates (forearm pronation, arm
+rotation) can settle elsewhere there. Speed: many chains make it fast (``simspine bench ik
+--sequences``; on a GPU ``simspine.bench.ik_device``: an H200 solved 16384 chains x 40 noisy
+frames at 7783 frames/s, 2.14 M frames in 0.08 h); one chain alone is slower than JacobianIK,
+which stays the default backend.
 """
 
 from __future__ import annotations
@@ -90,9 +89,11 @@ class BatchedIK:
     """Batched Gauss-Newton / Levenberg-Marquardt trajectory IK (see the module docstring).
 
     ``accuracy``: convergence threshold on the step (rad or m); ``smoothness``: weight of the
-    temporal term per frame (0 = frame-by-frame IK); ``window``: frames per batch;
+    temporal term per frame (0 = frame-by-frame IK); ``window``: frames per smoothing window;
     ``robust``: as :class:`~simspine.biomech.ik.JacobianIK`'s; ``threads``: torch threads for
-    the solve (None: leave torch's setting); ``kinematics``: the engine class (default
+    the solve (None: leave torch's setting); ``device``: torch device ("cpu", "cuda");
+    ``chain_frames``: cut trials longer than this into chains solved side by side (None: one
+    chain per trial, JacobianIK's path); ``kinematics``: the engine class (default
     :class:`simspine.biomech.batched_fk.BatchedKinematics`).
     """
 
@@ -103,7 +104,7 @@ class BatchedIK:
                  smoothing_overlap: int = DEFAULT_SMOOTHING_OVERLAP, smoothing_iterations: int = 30,
                  robust: bool | str = True, robust_k: float = ROBUST_K,
                  robust_min_delta: float = ROBUST_MIN_DELTA, noisy_relative_decrease: float = NOISY_RELATIVE_DECREASE,
-                 threads: int | None = 1, device: str = "cpu", kinematics=None):
+                 threads: int | None = 1, device: str = "cpu", kinematics=None, chain_frames: int | None = None):
         if robust is True:
             robust = ROBUST_LOSS
         if robust and robust not in ROBUST_LOSSES:
@@ -114,6 +115,8 @@ class BatchedIK:
             raise InputError(None, f"smoothing overlap must be >= 0 (got {smoothing_overlap})")
         if smoothness < 0:
             raise InputError(None, f"smoothness must be >= 0 (got {smoothness})")
+        if chain_frames is not None and chain_frames < 2:
+            raise InputError(None, f"batched IK chains must be at least 2 frames (got {chain_frames})")
         self.robust_loss = robust or None
         self.robust_k, self.robust_min_delta = robust_k, robust_min_delta
         self.accuracy = accuracy
@@ -125,6 +128,7 @@ class BatchedIK:
         self.noisy_relative_decrease = noisy_relative_decrease
         self.threads, self.device = threads, device
         self.kinematics = kinematics
+        self.chain_frames = chain_frames
 
     def solve(self, model, markers: Trajectories, weights=None, coordinate_tasks=None, progress=False) -> IKResult:
         return self.solve_many(model, [markers], weights, coordinate_tasks, progress)[0]
@@ -194,9 +198,17 @@ class _Solver:
             raise InputError(None, "the batched kinematics' independent coordinates differ from the model's "
                                    "free coordinates")
         self.names = prep.names
-        self.lengths = np.array([p.x.shape[0] for p in self.preps])
+        # Trials, and the chains they are solved in: a trial longer than ``chain_frames`` is cut
+        # into chains of nearly equal length, each started cold (first-frame restarts).
+        self.trial_lengths = np.array([p.x.shape[0] for p in self.preps])
+        self.trial_offsets = np.concatenate([[0], np.cumsum(self.trial_lengths)[:-1]])
+        chains = []
+        for T in self.trial_lengths:
+            k = -(-int(T) // opts.chain_frames) if opts.chain_frames else 1
+            chains += [len(c) for c in np.array_split(np.arange(T), max(k, 1))]
+        self.lengths = np.array(chains)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.chain_of = np.repeat(np.arange(len(trials)), self.lengths)
+        self.chain_of = np.repeat(np.arange(len(chains)), self.lengths)
         self.T, self.M, self.n = int(self.lengths.sum()), len(prep.names), len(free)
         self.dev = torch.device(opts.device)
         dt = dict(dtype=torch.float64, device=self.dev)
@@ -216,9 +228,12 @@ class _Solver:
         self.noise_level = torch.zeros(self.T, **dt)  # typical cost of the recent frames
         self.robust = opts.robust_loss is not None
         self.pelvis = np.array([n.startswith("pelvis") for n in free])
-        self.rng = np.random.default_rng(0)
+        # Restart draws: one stream per chain, each as JacobianIK's (seed 0), so a trial gets the
+        # same candidates alone or in a batch (one shared stream gave the second trial of a batch
+        # other candidates, and another first-frame minimum).
+        self.rngs: dict[int, np.random.Generator] = {}
         # Coordinates some marker moves at the first frame, per chain (restarts keep the others).
-        self.observed = np.ones((len(trials), self.n), dtype=bool)
+        self.observed = np.ones((len(chains), self.n), dtype=bool)
         self.jump_restarts = 0
         self.first_seconds = 0.0
 
@@ -257,10 +272,11 @@ class _Solver:
         out.lengths = np.asarray(lengths, dtype=int)
         out.offsets = np.concatenate([[0], np.cumsum(out.lengths)[:-1]])
         out.chain_of = np.repeat(np.arange(len(out.lengths)), out.lengths)
+        out.trial_lengths, out.trial_offsets = out.lengths, out.offsets
         out.T = int(out.lengths.sum())
         out.noise_level = torch.zeros(out.T, **out.dt)
         out.observed = np.ones((len(out.lengths), self.n), dtype=bool)
-        out.rng = np.random.default_rng(0)
+        out.rngs = {}
         out.jump_restarts = 0
         return out
 
@@ -482,11 +498,12 @@ class _Solver:
         cand = []
         chains = self.chain_of[fr.cpu().numpy()]
         for i in range(len(fr)):
+            rng = self.rngs.setdefault(int(chains[i]), np.random.default_rng(0))
             for _ in range(R):
                 keep = self.pelvis | ~self.observed[chains[i]]
                 if partial:
-                    keep = keep | (self.rng.random(self.n) < 0.5)
-                cand.append(np.where(keep, zb[i], lo + (hi - lo) * self.rng.uniform(0.25, 0.75, self.n)))
+                    keep = keep | (rng.random(self.n) < 0.5)
+                cand.append(np.where(keep, zb[i], lo + (hi - lo) * rng.uniform(0.25, 0.75, self.n)))
         zc = torch.as_tensor(np.array(cand), **self.dt)
         frc = fr.repeat_interleave(R)
         zc, Xc, _, mc = self.solve_frames(zc, frc, self.o.first_frame_iterations, robust_frame=False)
@@ -909,7 +926,7 @@ class _Solver:
         with torch.no_grad():
             zs, Xs, _ = self.lockstep()
             if self.o.smoothness > 0:
-                for a, T in zip(self.offsets, self.lengths, strict=True):
+                for a, T in zip(self.trial_offsets, self.trial_lengths, strict=True):
                     zs = self.smooth(zs, int(a), int(T))
                 Xs = torch.cat([self.fk(zs[a:a + self.o.window], jac=False)[0]
                                 for a in range(0, self.T, self.o.window)])
@@ -920,7 +937,7 @@ class _Solver:
         pos = Xs.cpu().numpy()
         out = []
         for c, prep in enumerate(self.preps):
-            a, T = int(self.offsets[c]), int(self.lengths[c])
+            a, T = int(self.trial_offsets[c]), int(self.trial_lengths[c])
             errors = np.linalg.norm(pos[a:a + T] - prep.x, axis=2)
             res = _result(prep, self.trials[c].time, values[a:a + T], errors, self.o.name, seconds * T / self.T)
             res.meta["jump_restarts"] = self.jump_restarts
@@ -928,6 +945,8 @@ class _Solver:
             res.meta["window"] = self.o.window
             res.meta["smoothness"] = self.o.smoothness
             res.meta["trials_in_batch"] = len(self.trials)
+            res.meta["chains_in_batch"] = len(self.lengths)
+            res.meta["chain_frames"] = self.o.chain_frames
             if self.robust:
                 from simspine.biomech.ik import robust_threshold
 
