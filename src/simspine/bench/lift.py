@@ -65,7 +65,8 @@ def run(args) -> int:
         for v, (res, s) in train_variants(args).items():
             lifters.append((v, "det" if args.pred_2d else "gt", res.lifter, "trained now"))
             train_info[v] = {"samples": len(s), "seconds": res.seconds, "epochs": res.config.epochs,
-                             "batch_size": res.config.batch_size, "device": res.device}
+                             "batch_size": res.config.batch_size, "device": res.device,
+                             "threads": res.threads, "cpu_seconds": res.cpu_seconds}
     rows, figures, cache = {}, {}, {}
     actions: list[str] = []
     for v, src, lifter, origin in lifters:
@@ -102,7 +103,8 @@ def run(args) -> int:
     print(f"test subjects {', '.join(test)}; {args.rate_hz:g} Hz; spine-15 keypoints scored")
     for v, t in train_info.items():
         print(f"training {v}: {t['samples']} samples x {t['epochs']} epochs in {t['seconds']:.1f} s on {t['device']} "
-              f"(batch {t['batch_size']})")
+              f"(batch {t['batch_size']}"
+              + (f", {t['threads']} thread(s), {t['cpu_seconds']:.1f} CPU-s)" if t["device"] == "cpu" else ")"))
     if args.peer_onnx:
         print(f"spinepose lifter {args.peer_onnx}: on the full-body rows' frames (all 37 keypoints seen); "
               f"input {args.peer_input}, mean {tuple(args.peer_mean)}, std {tuple(args.peer_std)}, output "

@@ -91,7 +91,8 @@ def train_variants(args, log=print) -> dict[str, tuple]:
         log(f"{v}: {len(s)} samples ({', '.join(subs)}; {'detected' if args.pred_2d else 'GT'} 2D, "
             f"{args.rate_hz:g} Hz; {s.dropped} views with unseen keypoints left out)")
         res = train(s, config_from_args(args), log=lambda m, v=v: log(f"  {v} {m}"))
-        where = f"{res.device}, {res.threads} thread(s)" if res.device == "cpu" else res.device
+        where = (f"{res.device}, {res.threads} thread(s), {res.cpu_seconds:.1f} CPU-s" if res.device == "cpu"
+                 else res.device)
         log(f"  {v}: {res.seconds:.1f} s on {where}, loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
         out[v] = (res, s)
     return out
