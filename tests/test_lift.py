@@ -105,3 +105,15 @@ def test_train_restores_torch_threads_and_reports_them():
     res = train(synthetic_samples(64, "spine"), TrainConfig(hidden=16, epochs=1, batch_size=32, device="cpu",
                                                             threads=want))
     assert res.threads == want and torch.get_num_threads() == before and len(res.losses) == 1
+
+
+def test_device_choice():
+    torch = pytest.importorskip("torch")
+    from simspine.errors import InputError
+    from simspine.lift.model import pick_device
+
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="sees no CUDA GPU"):
+            pick_device("cuda")

@@ -81,8 +81,9 @@ def config_from_args(args):
 def train_variants(args, log=print) -> dict[str, tuple]:
     """Train the requested variants; returns ``{variant: (TrainResult, samples)}``."""
     from simspine.lift.data import load_samples
-    from simspine.lift.model import train
+    from simspine.lift.model import pick_device, train
 
+    pick_device(args.device)  # a missing GPU is said before the samples are read
     subs = subjects_of(args.dataset, args.train_subjects, "train")
     source = args.pred_2d or "gt"
     out = {}

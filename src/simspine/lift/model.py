@@ -135,9 +135,14 @@ def default_threads() -> int:
 
 
 def pick_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda``/``cuda:N`` without a GPU is an
+    error (one line) rather than torch's traceback at the first tensor."""
     torch = _torch()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(None, f"--device {device}: torch {torch.__version__} sees no CUDA GPU "
+                               "(use --device cpu or auto)")
     return device
 
 
