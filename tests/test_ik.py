@@ -286,6 +286,28 @@ def test_bench_ik_runs_and_reports_speedup(tmp_path):
     assert np.isfinite(speedup) and speedup > 0
 
 
+@pytest.mark.slow
+def test_bench_ik_batched_rows_count_every_trial_of_the_batch(tmp_path):
+    """The batched rows solve the bench trial with --sequences - 1 others: their end-to-end
+    frames/s counts all frames (wall time x frames/s = 3 x 6 frames) and their accuracy is the
+    bench trial's (same fit as the jacobian row, the same path)."""
+    out = tmp_path / "ik.json"
+    p = subprocess.run([sys.executable, "-m", "simspine.cli", "bench", "ik", "--frames", "6", "--sequences", "3",
+                        "--skip-tool", "--skip-opensim-backend", "--batched-threads", "1", "--missing", "0",
+                        "--json", str(out)], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    import json
+
+    figs = json.loads(out.read_text())
+    rows = {r[0]: r for r in figs["trials"]["10 mm noise"]}
+    b = rows["simspine batched, 3 trials, 1 core"]
+    j = rows["simspine jacobian (default)"]
+    walls = [float(ln.split(":")[1].split()[0]) for ln in p.stdout.splitlines() if "simspine batched-1:" in ln]
+    assert len(walls) == 2  # exact, then noisy
+    assert float(b[1]) * walls[1] == pytest.approx(18, rel=0.1)
+    assert float(b[4]) == pytest.approx(float(j[4]), abs=0.01)  # marker RMS mm: the same solution
+
+
 def test_bench_silences_c_stdout_but_passes_warnings_on(capfd):
     """What OpenSim prints with std::cout inside the block is dropped; logged warnings go to stderr."""
     import ctypes

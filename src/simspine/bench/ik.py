@@ -59,6 +59,8 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-tool", action="store_true", help="do not run OpenSim's IK tool")
     p.add_argument("--skip-opensim-backend", action="store_true", help="do not run simspine's opensim backend")
     p.add_argument("--skip-batched", action="store_true", help="do not run simspine's batched (PyTorch) backend")
+    p.add_argument("--batched-threads", type=positive_int, default=None,
+                   help="torch threads of the 'all cores' batched row (default: every core of the machine)")
     p.add_argument("--sequences", type=positive_int, default=32,
                    help="trials of this kind the batched backend solves together (the bench trial and others of "
                         "other random motions; its frames/s counts all of them; default %(default)s; 1: alone)")
@@ -196,8 +198,10 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
         runs.append(("opensim", "opensim", None, 0.0))
     if not args.skip_batched:
         # The batched PyTorch solver on one core (torch threads 1) and on all cores.
-        runs += [("batched-1", "batched", None, 0.0), ("batched-all", "batched", None, 0.0),
-                 ("batched-smooth", "batched", None, smoothness_for_rate(DEFAULT_SMOOTHNESS_50HZ, markers.rate))]
+        runs += [("batched-1", "batched", None, 0.0)]
+        if (args.batched_threads or os.cpu_count()) > 1:
+            runs.append(("batched-all", "batched", None, 0.0))
+        runs.append(("batched-smooth", "batched", None, smoothness_for_rate(DEFAULT_SMOOTHNESS_50HZ, markers.rate)))
     for name, backend, tasks, smoothness in runs:
         t0 = time.perf_counter()
         model = load_model(model_path)
@@ -206,7 +210,7 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
         if backend == "batched":
             ik.device = args.device
             if name == "batched-all":
-                ik.threads = os.cpu_count()
+                ik.threads = args.batched_threads or os.cpu_count()
             batch = [markers, *others]
             frames = sum(m.n_frames for m in batch)
             res = ik.solve_many(model, batch, coordinate_tasks=tasks, progress=False)[0]
@@ -237,7 +241,7 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
 LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine jacobian, task weight 0.1",
           "jacobian-smooth": "simspine jacobian + smoothness (simspine ik)",
           "opensim": "simspine opensim-solver", "batched-1": "simspine batched, {k} trials, 1 core",
-          "batched-all": "simspine batched, {k} trials, all cores",
+          "batched-all": "simspine batched, {k} trials, {t} threads",
           "batched-smooth": "simspine batched + smoothness, {k} trials, 1 core",
           "tool": "OpenSim IK tool, Pose2Sim way"}
 
@@ -268,7 +272,7 @@ def run(args) -> int:
         ref_fps = tool[6] / tool[0] if tool else float("nan")
         rows = []
         for key, (wall, fps_solve, rms, mx, l5, kp, frames) in results.items():
-            rows.append([LABELS[key].format(k=args.sequences), f"{frames / wall:.1f}",
+            rows.append([LABELS[key].format(k=args.sequences, t=args.batched_threads or os.cpu_count()), f"{frames / wall:.1f}",
                          "-" if np.isnan(fps_solve) else f"{fps_solve:.1f}",
                          f"{frames / wall / ref_fps:.1f}x" if np.isfinite(ref_fps) else "-",
                          f"{rms * 1000:.3f}", f"{mx * 1000:.2f}", f"{l5:.3f}", f"{kp:.2f}"])
