@@ -231,13 +231,19 @@ def _train(torch, samples: LiftSamples, cfg: TrainConfig, rng, dev: str, log) ->
                        len(samples), threads, time.process_time() - c0)
 
 
-def predict(lifter, x2d: np.ndarray, batch: int = 4096) -> np.ndarray:
-    """Root-relative 3D (N, K, 3) m of raw 2D (N, K, 2) px (eval mode, CPU)."""
+def predict(lifter, x2d: np.ndarray, batch: int = 4096, threads: int | None = None) -> np.ndarray:
+    """Root-relative 3D (N, K, 3) m of raw 2D (N, K, 2) px (eval mode, CPU; ``threads``: torch CPU
+    threads, default :func:`default_threads`, restored afterwards)."""
     torch = _torch()
     out = []
-    with torch.no_grad():
-        for i in range(0, len(x2d), batch):
-            out.append(lifter(torch.tensor(np.asarray(x2d[i:i + batch]), dtype=torch.float32)).numpy())
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads or default_threads()))
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x2d), batch):
+                out.append(lifter(torch.tensor(np.asarray(x2d[i:i + batch]), dtype=torch.float32)).numpy())
+    finally:
+        torch.set_num_threads(before)
     return np.concatenate(out).astype(float) if out else np.zeros((0,) + np.shape(x2d)[1:-1] + (3,))
 
 
