@@ -116,3 +116,14 @@ def test_replaced_factor_record(model_path, trial):
     assert rec["source"].startswith("from neighbour torso") and rec["found"] == "default-pose estimate"
     warn = [w for w in rep.warnings if " for head is " in w]
     assert len(warn) == 1 and "(default-pose estimate; pairs LEar-REar" in warn[0]
+
+
+def test_refinement_step_is_clipped_at_ten_percent_of_the_factor(model_path, trial):
+    """The default-pose estimate of the upper arms is ~10% long (their pairs span the shoulder); one
+    refinement round takes the whole multiplicative step back when it is under 10% of the factor
+    (here about 8%: more than 0.1 / f, the bound a plain 10% of 1 / f would give)."""
+    f0 = estimate_scaling(trial, model_path=model_path, refine=0).factors["upperarm_l"]
+    f1 = estimate_scaling(trial, model_path=model_path, refine=1).factors["upperarm_l"]
+    assert f0 > 1.12
+    assert 0.1 / f0 + 1e-3 < f0 - f1 <= 0.1 * f0
+    assert f1 == pytest.approx(1.05, abs=0.015)
