@@ -393,8 +393,10 @@ class _Solver:
             # Per frame: raise the damping until the step lowers the cost (or give up).
             pend = torch.arange(len(ia), device=z.device)
             raised = torch.zeros(len(ia), dtype=torch.bool, device=z.device)
-            zt, Xt, Jt = zi.clone(), X[ia].clone(), J[ia].clone()
-            et, ct = e[ia].clone(), cost[ia].clone()
+            # Accepted steps are written straight into the state (no copies of the Jacobians:
+            # with hundreds of restart candidates those copies were most of the time).
+            c_old = cost[ia].clone()
+            ct = c_old.clone()
             acc_ok = torch.zeros(len(ia), dtype=torch.bool, device=z.device)
             while len(pend):
                 li = lam[ia[pend]]
@@ -405,11 +407,14 @@ class _Solver:
                 frp = ia[pend]
                 ep = (Xp - x[frp]).norm(dim=2)
                 cp = (w[frp] * self.rho(ep, delta[frp], kind[frp])).sum(1) + self.task_cost(zp)
-                ok = cp <= cost[frp]
+                ok = cp <= c_old[pend]
                 done = ok | (li > 1e8)
-                dn = pend[done]
-                zt[dn], Xt[dn], Jt[dn], et[dn], ct[dn], acc_ok[dn] = (zp[done], Xp[done], Jp[done], ep[done],
-                                                                      cp[done], ok[done])
+                if ok.any():
+                    loc = pend[ok]
+                    rows = ia[loc]
+                    z[rows], X[rows], J[rows], e[rows], cost[rows] = zp[ok], Xp[ok], Jp[ok], ep[ok], cp[ok]
+                    ct[loc] = cp[ok]
+                    acc_ok[loc] = True
                 keep = ~done
                 lam[frp[keep]] *= 10.0
                 raised[pend[keep]] = True
@@ -417,9 +422,8 @@ class _Solver:
             # Frames whose best damped step still raised the cost: converged as far as they go.
             stop = ~acc_ok
             ai = ia[acc_ok]
-            decrease = cost[ai] - ct[acc_ok]
-            stepmax = (zt[acc_ok] - zi[acc_ok]).abs().amax(1) if acc_ok.any() else ct[:0]
-            z[ai], X[ai], J[ai], e[ai], cost[ai] = zt[acc_ok], Xt[acc_ok], Jt[acc_ok], et[acc_ok], ct[acc_ok]
+            decrease = c_old[acc_ok] - ct[acc_ok]
+            stepmax = (z[ai] - zi[acc_ok]).abs().amax(1) if acc_ok.any() else ct[:0]
             if kind_code != _LS and len(ai):
                 # The threshold follows the residuals; the next decrease is measured at it.
                 dn = self.delta_of(e[ai], use[ai])
