@@ -203,6 +203,8 @@ def test_format_report_text():
     text = rc.format_report(rep)
     assert "left/right" not in text and "calibration health" not in text and "warning" not in text
     assert len(text.splitlines()) == 12
+    del rep["warnings"], rep["lr_swap"]  # a report written before these entries existed
+    assert rc.format_report(rep) == text
 
 
 # ---- the whole session -----------------------------------------------------------------------------
@@ -238,6 +240,10 @@ def test_triangulate_session_markers_and_confidences():
     assert not rec.result.views_used[..., 2:].any() and rec.markers.conf[0, 1] == pytest.approx(0.85)
     assert rec.report["lr_swap"]["enabled"] is False
     assert rec.report["lr_swap"]["cameras"][sess.camera_names[0]]["groups"] == {}
+    # confidences above 1 (out of the detector's specification): the markers' are capped at 1
+    over = Session2D(sess.cameras, sess.keypoints, sess.conf * 1.5, sess.timestamps, NAMES)
+    rec = rc.triangulate_session(over, TriangulationOptions(swap_fix=False))
+    assert rec.markers.conf.max() == 1.0 and rec.markers.conf[0, 1] == 1.0
 
 
 def test_triangulate_session_records_undone_swaps():
