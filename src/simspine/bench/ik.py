@@ -20,8 +20,13 @@ in-memory markers, write the ``.mot``), and its solve alone (frames/s). Backends
 (default: Gauss-Newton on OpenSim's station Jacobians) and ``opensim`` (OpenSim's
 ``InverseKinematicsSolver`` in-process), both frame by frame like the tool; one more row adds the
 temporal smoothness term at the weight the ``simspine ik`` pipeline uses (what that command
-costs). ``batched`` (:mod:`simspine.biomech.ik_batched`, PyTorch) runs on one core (torch
-threads 1), on all cores, and with the smoothness term (``--skip-batched`` leaves them out). Accuracy: mean per-frame marker RMS and the largest
+costs). ``batched`` (:mod:`simspine.biomech.ik_batched`, PyTorch) solves the trial together with
+``--sequences`` - 1 trials of other random motions (same noise, same missing share) in one batch,
+as it is meant to run (many sequences of a subject, or chains of a long one); its frames/s count
+every frame of the batch, its accuracy columns are the bench trial's. It runs on one core (torch
+threads 1), with ``--batched-threads`` (default: all cores), and alone with the smoothness term
+(what ``simspine ik --ik-backend batched`` runs); ``--device cuda`` where a GPU is;
+``--skip-batched`` leaves them out. Accuracy: mean per-frame marker RMS and the largest
 marker error (against the markers given, noise included), and against the generating motion: the
 RMS error of L5_S1 flexion and the mean error of the 37 keypoints (FK of the solution vs the exact
 markers).
@@ -211,7 +216,8 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
             ik.device = args.device
             if name == "batched-all":
                 ik.threads = args.batched_threads or os.cpu_count()
-            batch = [markers, *others]
+            # The smoothness row is what `simspine ik --ik-backend batched` runs: the trial alone.
+            batch = [markers] if name == "batched-smooth" else [markers, *others]
             frames = sum(m.n_frames for m in batch)
             res = ik.solve_many(model, batch, coordinate_tasks=tasks, progress=False)[0]
         else:
@@ -242,7 +248,7 @@ LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine j
           "jacobian-smooth": "simspine jacobian + smoothness (simspine ik)",
           "opensim": "simspine opensim-solver", "batched-1": "simspine batched, {k} trials, 1 core",
           "batched-all": "simspine batched, {k} trials, {t} threads",
-          "batched-smooth": "simspine batched + smoothness, {k} trials, 1 core",
+          "batched-smooth": "simspine batched + smoothness, alone, 1 core",
           "tool": "OpenSim IK tool, Pose2Sim way"}
 
 
