@@ -298,7 +298,7 @@ def test_bench_ik_batched_rows_count_every_trial_of_the_batch(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     import json
 
-    figs = json.loads(out.read_text())
+    figs = json.loads(out.read_text())["figures"]
     rows = {r[0]: r for r in figs["trials"]["10 mm noise"]}
     b = rows["simspine batched, 3 trials, 1 core"]
     j = rows["simspine jacobian (default)"]
