@@ -70,7 +70,7 @@ from simspine.biomech.ik import (
 from simspine.errors import InputError
 from simspine.trajectories import Trajectories
 
-#: Frames solved together (one batch of the engine per Gauss-Newton iteration).
+#: Frames per window of the smoothing stage (one banded Gauss-Newton system per window).
 DEFAULT_WINDOW = 128
 #: Frames shared by consecutive windows of the smoothing stage (held at their current values by
 #: the window that does not own them).
