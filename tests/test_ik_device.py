@@ -35,3 +35,22 @@ def test_export_and_run_on_cpu(tmp_path):
     # 10 mm per-axis noise: about 17 mm per marker, a little less after the fit.
     assert 10.0 < out["marker_rms_mm"] < 20.0
     assert out["l5_s1_flexion_rms_deg"] < 3.0
+
+
+def test_bench_ik_refuses_a_bad_device_before_any_work(capsys, monkeypatch):
+    """`bench ik --device` is checked first: a name torch does not know, or CUDA where torch sees
+    no GPU, is a one-line error and exit code 2, before the model is prepared."""
+    import torch
+
+    from simspine.bench import ik as bench_ik
+    from simspine.cli import main
+
+    called = []
+    monkeypatch.setattr("simspine.biomech.model.prepare_model", lambda *a, **k: called.append(1))
+    assert main(["bench", "ik", "--device", "bogus"]) == 2
+    assert "--device 'bogus' is not a torch device" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "ik", "--device", "cuda"]) == 2
+    assert "torch sees no CUDA GPU" in capsys.readouterr().err
+    assert not called
+    bench_ik._check_device("cpu")  # fine

@@ -252,11 +252,27 @@ LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine j
           "tool": "OpenSim IK tool, Pose2Sim way"}
 
 
+def _check_device(name: str) -> None:
+    """A torch device the batched rows can use, or a one-line error (before any work)."""
+    import torch
+
+    from simspine.errors import InputError
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(None, f"--device {name!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, f"--device {name}: torch sees no CUDA GPU on this machine (use --device cpu)")
+
+
 def run(args) -> int:
     from simspine.biomech.fk import Kinematics, run_fk
     from simspine.biomech.model import prepare_model
     from simspine.biomech.motion import random_motion
 
+    if not args.skip_batched:
+        _check_device(args.device)
     model_path = prepare_model()
     kin = Kinematics(str(model_path))
     truth = random_motion(kin, args.frames, rate=50.0, seed=args.seed)
