@@ -1,0 +1,85 @@
+"""JacobianIK's convergence details that mutation testing left alive (issue 16, docs/mutation.md):
+the backward repair of a frame from its successor's pose, the first frame's full convergence
+(no "noise level" before any frame is solved), and the Marquardt damping being relative to the
+normal matrix's diagonal (so a common factor on every weight does not change the pose). Exact
+markers on 1- and 3-frame trials without restarts: about a second each."""
+
+import numpy as np
+import pytest
+
+from simspine.biomech.fk import Kinematics, run_fk
+from simspine.biomech.ik import JacobianIK, default_coordinate_tasks
+from simspine.biomech.model import prepare_model
+from simspine.biomech.motion import random_motion
+from simspine.skeletons import spinetrack37_info
+from simspine.trajectories import Trajectories
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def kin(model_path):
+    return Kinematics(model_path)
+
+
+def _frames(traj, sl):
+    return Trajectories(traj.time[sl], traj.names, traj.xyz[sl], traj.conf[sl])
+
+
+def test_backward_repair_refits_the_first_frame_from_its_successor(model_path, kin):
+    """Two iterations on the first frame (from the default pose, no restarts) leave it far from
+    the markers (> 5 mm RMS when solved alone); frames 1 and 2 (200 Hz, warm-started with 50
+    iterations) converge. The backward pass (frames 1, then 0) re-solves frame 0 from frame 1's
+    pose and keeps the better fit: every frame within 0.5 mm. (Visiting every other frame from
+    T - 2 = 1 would skip frame 0; no pass at all would leave it at the first solve's fit.)"""
+    mot = random_motion(kin, 3, rate=200.0, seed=7)
+    traj, _ = run_fk(kin, mot)
+    ik = JacobianIK(first_frame_iterations=2, restarts=0)
+    alone = ik.solve(model_path, _frames(traj, slice(0, 1)))
+    res = ik.solve(model_path, traj)
+    print("frame 0 alone (mm)", 1000 * alone.rms, "in the trial", 1000 * res.rms)
+    assert alone.rms[0] > 5e-3
+    assert np.all(res.rms < 5e-4) and np.all(res.max < 2e-3)
+    # Frame 0 repaired: its pose is frame 1's (5 ms apart) to within the motion between them.
+    j = res.coordinate_names.index("knee_angle_r")
+    assert abs(res.values[0, j] - mot.column("knee_angle_r")[0]) < np.deg2rad(0.5)
+
+
+def test_first_frame_converges_fully_without_restarts(model_path, kin):
+    """Before any frame is solved there is no noise level, so the first frame of exact markers
+    uses the strict relative decrease (RELATIVE_DECREASE) and converges from the initial guess to
+    the fit the restarts find (0.107 mm: the lumbar coordinate task's residual), not stopping at
+    the looser NOISY_RELATIVE_DECREASE (1.4 mm on this frame)."""
+    mot = random_motion(kin, 1, rate=50.0, seed=3)
+    traj, _ = run_fk(kin, mot)
+    cold = JacobianIK(restarts=0).solve(model_path, traj)
+    multi = JacobianIK(restarts=3).solve(model_path, traj)
+    print("rms mm", 1000 * cold.rms, 1000 * multi.rms)
+    assert multi.rms[0] < 0.12e-3
+    assert cold.rms[0] < 0.15e-3 and abs(cold.rms[0] - multi.rms[0]) < 0.01e-3
+
+
+def test_common_weight_factor_leaves_the_pose_unchanged(model_path, kin):
+    """Marker and coordinate-task weights are relative: all of them times 0.01 or 100 give the
+    same pose (Marquardt's damping is lam * diag(J^T W J), which scales with the weights; the
+    1e-12 floor only keeps unobserved coordinates' zero columns regular). On this frame least
+    squares from the initial guess ends in a local minimum (4.7 mm RMS), the same one at every
+    scale: a fixed damping floor (1 instead of 1e-12) damps the 0.01-scaled system more and
+    lands elsewhere."""
+    mot = random_motion(kin, 1, rate=50.0, seed=7)
+    traj, _ = run_fk(kin, mot)
+    w0 = spinetrack37_info().ik_weights
+    ik = JacobianIK(restarts=0, robust=False)
+    out = {}
+    for s in (1.0, 0.01, 100.0):
+        w = {k: v * s for k, v in w0.items()}
+        tasks = [dict(t, weight=t["weight"] * s) for t in default_coordinate_tasks()]
+        out[s] = ik.solve(model_path, traj, weights=w, coordinate_tasks=tasks)
+    print({s: 1000 * r.rms[0] for s, r in out.items()})
+    assert 4e-3 < out[1.0].rms[0] < 5.5e-3
+    for s in (0.01, 100.0):
+        np.testing.assert_allclose(out[s].values, out[1.0].values, atol=1e-4)
+        assert out[s].rms[0] == pytest.approx(out[1.0].rms[0], abs=1e-6)
