@@ -19,8 +19,8 @@ def model_path(tmp_path_factory):
 def test_badly_fitted_frames_are_left_out_down_to_1_mm(model_path, tmp_path):
     """Exact markers, the model scaled by the true factors: every ratio is 1. In frames 0-3 the
     left wrist marker is 10 cm further along the forearm (IK fits those frames at 16.4-16.7 mm RMS,
-    the others within 0.02 mm, so 3 x the median is ~0 and the floor decides); the left elbow marker is missing in frames 4-7, so the forearm pair is
-    seen in 4 bad frames and 2 good ones. The rule ``rms <= max(3 x median rms, 1 mm)`` leaves
+    the others within 0.02 mm, so 3 x the median is ~0 and the floor decides); the left elbow
+    marker is missing in frames 4-7, so the forearm pair is seen in 4 bad frames and 2 good ones. The rule ``rms <= max(3 x median rms, 1 mm)`` leaves
     the bad frames out: the forearm's ratio comes from frames 8-9 and stays 1; with them its
     median would be a displaced one (~1.4)."""
     f = {s: 1.05 for s in segment_names()}
