@@ -107,3 +107,33 @@ def test_dependent_coordinate_without_coupler_refused(model_path, trial, monkeyp
     with pytest.raises(InputError) as e:
         JacobianIK().solve(model_path, traj)
     assert str(e.value) == "dependent coordinates without a linear coupler: " + ", ".join(dependent)
+
+
+def test_negative_confidences_refused(model_path, trial):
+    _, traj = trial
+    neg = traj.select(traj.names)
+    neg.conf[1, 3] = -0.5
+    with pytest.raises(InputError) as e:
+        JacobianIK().solve(model_path, neg)
+    assert str(e.value) == "negative marker confidences"
+
+
+def test_solve_trials_reports_each_trial(model_path, trial, tmp_path, capsys):
+    """progress=True prints a line per trial: done in the pool (trial number, frames), solved in
+    this process (frames, seconds) or skipped (its finished .mot named)."""
+    import re
+
+    from simspine.biomech.ik import IKJob, solve_trials
+
+    _, traj = trial
+    a = IKJob(model_path, Trajectories(traj.time[:2], traj.names, traj.xyz[:2], traj.conf[:2]))
+    b = IKJob(model_path, Trajectories(traj.time[:3], traj.names, traj.xyz[:3], traj.conf[:3]),
+              out_mot=str(tmp_path / "b.mot"))
+    pooled = solve_trials([a, b], workers=2, progress=True)
+    assert capsys.readouterr().out.splitlines() == ["trial 1/2 done (2 frames)", "trial 2/2 done (3 frames)"]
+    again = solve_trials([a, b], workers=2, progress=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"trial 2/2: {tmp_path / 'b.mot'} exists, skipped"
+    assert len(out) == 2 and re.fullmatch(r"trial 1/2: 2 frames in \d+\.\d s", out[1])
+    np.testing.assert_allclose(again[0].values, pooled[0].values, atol=1e-12)
+    assert again[1].meta["resumed_from"] == str(tmp_path / "b.mot")
