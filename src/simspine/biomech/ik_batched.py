@@ -53,6 +53,7 @@ import time as _time
 import numpy as np
 
 from simspine.biomech.ik import (
+    MARQUARDT_FLOOR,
     NOISY_RELATIVE_DECREASE,
     RELATIVE_DECREASE,
     ROBUST_CHI3_MEDIAN,
@@ -60,12 +61,14 @@ from simspine.biomech.ik import (
     ROBUST_LOSS,
     ROBUST_LOSSES,
     ROBUST_MIN_DELTA,
+    WARM_DAMPING,
     IKResult,
     _Kinematic,
     _prepare,
     _result,
     huber_weight,
     log_weight,
+    marquardt_diagonal,
 )
 from simspine.errors import InputError
 from simspine.trajectories import Trajectories
@@ -350,120 +353,139 @@ class _Solver:
     def lm(self, z, fr, iterations, lam0, kind_code):
         """Damped Gauss-Newton on frames ``fr`` (B,) from ``z`` (B, n) with one loss phase, all
         frames together (each at most ``iterations`` iterations; the first frames, restarts and
-        repairs). Returns z, X (B, M, 3), J (B, M, 3, n)."""
+        repairs). Returns z, X (B, M, 3).
+
+        The state holds only the rows still iterating (compacted when rows finish) and their
+        normal equations, not their Jacobians: with hundreds of restart candidates, gathering
+        and copying (B, M, 3, n) Jacobians every iteration was most of the time."""
         torch = self.torch
         o = self.o
         dev = self.dev
         B, n = z.shape
-        z = z.clone()
+        z_out = z.clone()
+        X_out = torch.zeros((B, self.M, 3), **self.dt)
+        if B == 0 or iterations <= 0:
+            if B:
+                X_out = self.fk(z_out, jac=False)[0]
+            return z_out, X_out
+        rows = torch.arange(B, device=dev)  # each state row's output row
         x, w = self.x[fr], self.w[fr]
         use = w > 0
-        kind = torch_full(torch, B, kind_code, dev)
-        X = torch.zeros((B, self.M, 3), **self.dt)
-        J = torch.zeros((B, self.M, 3, n), **self.dt)
-        e = torch.zeros((B, self.M), **self.dt)
-        delta = torch.full((B,), float("inf"), **self.dt)
-        cost = torch.zeros(B, **self.dt)
-        lam = torch.full((B,), float(lam0), **self.dt)
-        count = torch.zeros(B, dtype=torch.long, device=dev)
         level = self.noise_level[fr]
-        active = torch.zeros(B, dtype=torch.bool, device=dev)
+        kind = torch_full(torch, B, kind_code, dev)
+        zc = z.clone()
+        X, J = self.fk(zc)
+        e = (X - x).norm(dim=2)
+        delta = self.delta_of(e, use) if kind_code != _LS else torch.full((B,), float("inf"), **self.dt)
+        cost = (w * self.rho(e, delta, kind)).sum(1) + self.task_cost(zc)
+        lam = torch.full((B,), float(lam0), **self.dt)
+        H, g, dg = self._normal_equations(J, X, x, w, e, delta, kind, zc)
         eye = torch.eye(n, **self.dt)
-        for k in range(iterations + 1):
-            if k == 0 and B:
-                joining = torch.arange(B, device=dev)
-                Xj, Jj = self.fk(z)
-                X[joining], J[joining] = Xj, Jj
-                e[joining] = (Xj - x[joining]).norm(dim=2)
-                if kind_code != _LS:
-                    delta[joining] = self.delta_of(e[joining], use[joining])
-                cost[joining] = (w[joining] * self.rho(e[joining], delta[joining], kind[joining])).sum(1) \
-                    + self.task_cost(z[joining])
-                active[joining] = True
-            active &= count < iterations
-            ia = active.nonzero().squeeze(1)
-            if len(ia) == 0:
+        for _ in range(iterations):
+            A = len(rows)
+            if A == 0:
                 break
-            count[ia] += 1
-            sw = torch.sqrt(w[ia] * self.irls(e[ia], delta[ia], kind[ia]))
-            r = sw.unsqueeze(2) * (X[ia] - x[ia])  # (A, M, 3)
-            Jw = sw[:, :, None, None] * J[ia]  # (A, M, 3, n)
-            Jf = Jw.reshape(len(ia), -1, n)
-            H = Jf.transpose(1, 2) @ Jf + torch.diag(self.task_diag)
-            g = (Jf.transpose(1, 2) @ r.reshape(len(ia), -1, 1)).squeeze(2)
-            if len(self.task_k):
-                g[:, self.task_k] += self.task_w * (z[ia][:, self.task_k] - self.task_v)
-            # Marquardt scaling; unobserved coordinates (zero column) keep their value.
-            dg = torch.clamp(torch.diagonal(H, dim1=1, dim2=2), min=1e-12)
-            zi = z[ia]
             # Per frame: raise the damping until the step lowers the cost (or give up).
-            pend = torch.arange(len(ia), device=z.device)
-            raised = torch.zeros(len(ia), dtype=torch.bool, device=z.device)
-            # Accepted steps are written straight into the state (no copies of the Jacobians:
-            # with hundreds of restart candidates those copies were most of the time).
-            c_old = cost[ia].clone()
+            pend = torch.arange(A, device=dev)
+            raised = torch.zeros(A, dtype=torch.bool, device=dev)
+            c_old = cost.clone()
             ct = c_old.clone()
-            acc_ok = torch.zeros(len(ia), dtype=torch.bool, device=z.device)
+            acc_ok = torch.zeros(A, dtype=torch.bool, device=dev)
+            stepmax = torch.zeros(A, **self.dt)
+            predicted = torch.zeros(A, **self.dt)
+            Jacc = None
             while len(pend):
-                li = lam[ia[pend]]
-                A = H[pend] + (li[:, None, None] * torch.diag_embed(dg[pend])) + 1e-12 * eye
-                step = -torch.linalg.solve(A, g[pend])
-                zp = torch.minimum(torch.maximum(zi[pend] + step, self.lo), self.hi)
+                li = lam[pend]
+                Am = H[pend] + (li[:, None, None] * torch.diag_embed(dg[pend])) + 1e-12 * eye
+                zp = torch.minimum(torch.maximum(zc[pend] - torch.linalg.solve(Am, g[pend]), self.lo), self.hi)
                 Xp, Jp = self.fk(zp)
-                frp = ia[pend]
-                ep = (Xp - x[frp]).norm(dim=2)
-                cp = (w[frp] * self.rho(ep, delta[frp], kind[frp])).sum(1) + self.task_cost(zp)
+                ep = (Xp - x[pend]).norm(dim=2)
+                cp = (w[pend] * self.rho(ep, delta[pend], kind[pend])).sum(1) + self.task_cost(zp)
                 ok = cp <= c_old[pend]
                 done = ok | (li > 1e8)
                 if ok.any():
                     loc = pend[ok]
-                    rows = ia[loc]
-                    z[rows], X[rows], J[rows], e[rows], cost[rows] = zp[ok], Xp[ok], Jp[ok], ep[ok], cp[ok]
+                    stepmax[loc] = (zp[ok] - zc[loc]).abs().amax(1)
+                    predicted[loc] = _predicted(g[loc], H[loc], zp[ok] - zc[loc])
+                    zc[loc], X[loc], e[loc], cost[loc] = zp[ok], Xp[ok], ep[ok], cp[ok]
                     ct[loc] = cp[ok]
                     acc_ok[loc] = True
+                    if Jacc is None and len(loc) == A:
+                        Jacc = Jp
+                    else:
+                        if Jacc is None:
+                            Jacc = torch.empty((A, self.M, 3, n), **self.dt)
+                        Jacc[loc] = Jp[ok]
                 keep = ~done
-                lam[frp[keep]] *= 10.0
+                lam[pend[keep]] *= 10.0
                 raised[pend[keep]] = True
                 pend = pend[keep]
             # Frames whose best damped step still raised the cost: converged as far as they go.
-            stop = ~acc_ok
-            ai = ia[acc_ok]
-            decrease = c_old[acc_ok] - ct[acc_ok]
-            stepmax = (z[ai] - zi[acc_ok]).abs().amax(1) if acc_ok.any() else ct[:0]
+            ai = acc_ok.nonzero().squeeze(1)
+            decrease = c_old[ai] - ct[ai]
             if kind_code != _LS and len(ai):
                 # The threshold follows the residuals; the next decrease is measured at it.
                 dn = self.delta_of(e[ai], use[ai])
                 changed = dn != delta[ai]
                 if changed.any():
                     delta[ai] = dn
-                    cost[ai] = (w[ai] * self.rho(e[ai], delta[ai], kind[ai])).sum(1) + self.task_cost(z[ai])
-            lam[ai] = torch.where(raised[acc_ok], lam[ai], torch.clamp(lam[ai] / 10.0, min=1e-9))
+                    cost[ai] = (w[ai] * self.rho(e[ai], delta[ai], kind[ai])).sum(1) + self.task_cost(zc[ai])
+            fac = _damping_factor(torch, decrease, predicted[ai])
+            lam[ai] = torch.where(raised[ai], lam[ai], torch.clamp(lam[ai] * fac, min=1e-9))
             mc = (w[ai] * self.rho(e[ai], delta[ai], kind[ai])).sum(1)
             noisy = (mc > self.floor) & (mc < 3.0 * level[ai])
             rel = torch.where(noisy, torch.full_like(mc, o.noisy_relative_decrease),
                               torch.full_like(mc, RELATIVE_DECREASE))
             # Relative to the cost at the step's threshold (before the threshold followed the
             # residuals), as JacobianIK measures it.
-            conv = (stepmax < o.accuracy) | (decrease < torch.clamp(rel * ct[acc_ok], min=1e-14))
-            active[ia[stop]] = False
-            active[ai[conv]] = False
-        return z, X, J
+            conv = (stepmax[ai] < o.accuracy) | (decrease < torch.clamp(rel * ct[ai], min=1e-14))
+            go = ai[~conv]
+            if len(go):
+                H[go], g[go], dg[go] = self._normal_equations(Jacc[go], X[go], x[go], w[go], e[go], delta[go],
+                                                              kind[go], zc[go])
+            live = torch.zeros(A, dtype=torch.bool, device=dev)
+            live[go] = True
+            if not live.all():
+                fin = ~live
+                z_out[rows[fin]], X_out[rows[fin]] = zc[fin], X[fin]
+                rows, x, w, use, level, kind = rows[live], x[live], w[live], use[live], level[live], kind[live]
+                zc, X, e, delta, cost, lam = zc[live], X[live], e[live], delta[live], cost[live], lam[live]
+                H, g, dg = H[live], g[live], dg[live]
+        if len(rows):  # out of iterations
+            z_out[rows], X_out[rows] = zc, X
+        return z_out, X_out
+
+    def _normal_equations(self, J, X, x, w, e, delta, kind, z):
+        """Gauss-Newton system H (B, n, n), g (B, n) and H's diagonal (clamped) at poses ``z``
+        with marker positions X, Jacobians J, IRLS weights of the rows' losses."""
+        torch = self.torch
+        B, n = z.shape
+        sw = torch.sqrt(w * self.irls(e, delta, kind))
+        r = (sw.unsqueeze(2) * (X - x)).reshape(B, -1, 1)
+        Jf = (sw[:, :, None, None] * J).reshape(B, -1, n)
+        Jt = Jf.transpose(1, 2)
+        H = Jt @ Jf + torch.diag(self.task_diag)
+        g = (Jt @ r).squeeze(2)
+        if len(self.task_k):
+            g[:, self.task_k] += self.task_w * (z[:, self.task_k] - self.task_v)
+        # Marquardt scaling (floored); unobserved coordinates (zero column) keep their value.
+        return H, g, _marquardt_diagonal(torch.diagonal(H, dim1=1, dim2=2))
 
     def solve_frames(self, z, fr, iterations, lam0=1e-3, robust_frame=True):
         """JacobianIK's per-frame phases on a batch: least squares; Huber where a marker is then
-        beyond the threshold; the log tail where one still is. Returns z, X, J, merit (B,)."""
-        z, X, J = self.lm(z, fr, iterations, lam0, _LS)
+        beyond the threshold; the log tail where one still is. Returns z, X, merit (B,)."""
+        z, X = self.lm(z, fr, iterations, lam0, _LS)
         if self.robust and robust_frame:
             b = self.beyond(fr, X).nonzero().squeeze(1)
             if len(b):
-                zb, Xb, Jb = self.lm(z[b], fr[b], iterations, lam0, _HUBER)
-                z[b], X[b], J[b] = zb, Xb, Jb
+                zb, Xb = self.lm(z[b], fr[b], iterations, lam0, _HUBER)
+                z[b], X[b] = zb, Xb
                 if self.o.robust_loss == "log":
                     b2 = b[self.beyond(fr[b], Xb).nonzero().squeeze(1)]
                     if len(b2):
-                        zb, Xb, Jb = self.lm(z[b2], fr[b2], iterations, lam0, _LOG)
-                        z[b2], X[b2], J[b2] = zb, Xb, Jb
-        return z, X, J, self.marker_cost(fr, X) + self.task_cost(z)
+                        zb, Xb = self.lm(z[b2], fr[b2], iterations, lam0, _LOG)
+                        z[b2], X[b2] = zb, Xb
+        return z, X, self.marker_cost(fr, X) + self.task_cost(z)
 
     # ------------------------------------------------------------------ starts
 
@@ -507,28 +529,52 @@ class _Solver:
         zb = z_base.cpu().numpy()
         cand = []
         chains = self.chain_of[fr.cpu().numpy()]
+        states = []  # each frame's restart stream before each of its draws
         for i in range(len(fr)):
             rng = self.rngs.setdefault(int(chains[i]), np.random.default_rng(0))
+            states.append([])
             for _ in range(R):
+                states[-1].append(rng.bit_generator.state)
                 keep = self.pelvis | ~self.observed[chains[i]]
                 if partial:
                     keep = keep | (rng.random(self.n) < 0.5)
                 cand.append(np.where(keep, zb[i], lo + (hi - lo) * rng.uniform(0.25, 0.75, self.n)))
         zc = torch.as_tensor(np.array(cand), **self.dt)
         frc = fr.repeat_interleave(R)
-        zc, Xc, _, mc = self.solve_frames(zc, frc, self.o.first_frame_iterations, robust_frame=False)
+        zc, Xc, mc = self.solve_frames(zc, frc, self.o.first_frame_iterations, robust_frame=False)
+        mcm = self.marker_cost(frc, Xc).view(len(fr), R)
         mc = mc.view(len(fr), R)
-        k = mc.argmin(1)
-        sel = torch.arange(len(fr), device=self.dev) * R + k
+        # JacobianIK takes the candidates in turn and stops once the best fits below the floor
+        # (~0.2 mm per marker): the same choice here, and the streams of the frames that stopped
+        # early rewound to where JacobianIK's would be (the next restarts draw the same poses).
         zbst, Xbst, cbst = best
-        win = mc.gather(1, k[:, None]).squeeze(1) < cbst
+        bz, bm = cbst.clone(), self.marker_cost(fr, Xbst)
+        k = torch.full((len(fr),), -1, dtype=torch.long, device=self.dev)
+        used = torch.zeros(len(fr), dtype=torch.long, device=self.dev)
+        stopped = bm < self.floor
+        for r in range(R):
+            act = ~stopped
+            used += act.long()
+            better = act & (mc[:, r] < bz)
+            bz, bm = torch.where(better, mc[:, r], bz), torch.where(better, mcm[:, r], bm)
+            k = torch.where(better, torch.full_like(k, r), k)
+            stopped = stopped | (bm < self.floor)
+        for i in (used < R).nonzero().squeeze(1).tolist():
+            self.rngs[int(chains[i])].bit_generator.state = states[i][int(used[i])]
+        win = k >= 0
+        k = k.clamp(min=0)
+        sel = torch.arange(len(fr), device=self.dev) * R + k
         if not win.any():
             return best
         wi = win.nonzero().squeeze(1)
-        # A restart won: the robust phases from it (kept only if still better).
-        zr, Xr, _, cr = self.solve_frames(zc[sel[wi]], fr[wi], self.o.first_frame_iterations)
-        better = cr < cbst[wi]
         zbst, Xbst, cbst = zbst.clone(), Xbst.clone(), cbst.clone()
+        if not partial:
+            # First frames: the winner as it is (the caller solves it to full accuracy).
+            zbst[wi], Xbst[wi], cbst[wi] = zc[sel[wi]], Xc[sel[wi]], bz[wi]
+            return zbst, Xbst, cbst
+        # A restart won: the robust phases from it (kept only if still better).
+        zr, Xr, cr = self.solve_frames(zc[sel[wi]], fr[wi], self.o.first_frame_iterations)
+        better = cr < cbst[wi]
         bi = wi[better]
         zbst[bi], Xbst[bi], cbst[bi] = zr[better], Xr[better], cr[better]
         return zbst, Xbst, cbst
@@ -627,7 +673,7 @@ class _Solver:
                 np.add.at(ge, acc_t + j, s * cj * acc)
             gn = (gn + ge[a:b]).ravel()
             Hn = H.cpu().numpy()
-            dgn = np.maximum(np.diagonal(Hn, axis1=1, axis2=2), 1e-12)
+            dgn = marquardt_diagonal(np.diagonal(Hn, axis1=1, axis2=2))
             while True:
                 ab = np.zeros((u + 1, N))
                 Hd = Hn + (lam * dgn + 1e-12)[:, :, None] * np.eye(n)[None]
@@ -659,22 +705,25 @@ class _Solver:
     def first_frames(self, fr):
         """JacobianIK's first-frame solve for the first frames ``fr`` (C,) of all chains at once:
         pelvis placed, the default pose solved, restarts where it fits worse than ~0.2 mm per
-        marker, the robust phases on the best. Returns z, X, merit."""
+        marker (candidates to a loose tolerance), the best solved to full accuracy (with the robust
+        phases). Returns z, X, merit."""
         torch = self.torch
         C = len(fr)
         z = torch.as_tensor(self.z_default, **self.dt)[None].repeat(C, 1)
         z = self.place_pelvis(z, fr)
         _, J = self.fk(z)
         self.observed = (J.reshape(C, -1, self.n).norm(dim=1) > 1e-9).cpu().numpy()
-        z0, X0, _, c0 = self.solve_frames(z, fr, self.o.first_frame_iterations, robust_frame=False)
+        # Candidates to the noisy relative decrease (an infinite noise level), the winner to full
+        # accuracy: JacobianIK's first frame.
+        self.noise_level[fr] = float("inf")
+        z0, X0, c0 = self.solve_frames(z, fr, self.o.first_frame_iterations, robust_frame=False)
         need = (self.marker_cost(fr, X0) >= self.floor).nonzero().squeeze(1)
         if len(need):
             zb, Xb, cb = self.multistart(fr[need], z[need], (z0[need], X0[need], c0[need]), partial=False)
             z0, X0, c0 = z0.clone(), X0.clone(), c0.clone()
             z0[need], X0[need], c0[need] = zb, Xb, cb
-        if self.robust:
-            z0, X0, _, c0 = self.solve_frames(z0, fr, self.o.first_frame_iterations)
-        return z0, X0, c0
+        self.noise_level[fr] = 0.0
+        return self.solve_frames(z0, fr, self.o.first_frame_iterations)
 
     def lockstep(self):
         """Frame-by-frame IK of every chain, one frame of each chain in flight: JacobianIK's path
@@ -697,6 +746,7 @@ class _Solver:
         zs = torch.empty((T, n), **self.dt)
         Xs = torch.empty((T, M, 3), **self.dt)
         cs = torch.zeros(T, **self.dt)
+        self.stats = {}
         t0 = _time.perf_counter()
         z0, X0, _ = self.first_frames(off)
         self.first_seconds = _time.perf_counter() - t0
@@ -744,18 +794,19 @@ class _Solver:
             if len(self.task_k):
                 gr[:, self.task_k] += self.task_w * (z[rows][:, self.task_k] - self.task_v)
             g[rows] = gr
-            dg[rows] = torch.clamp(torch.diagonal(H[rows], dim1=1, dim2=2), min=1e-12)
+            dg[rows] = _marquardt_diagonal(torch.diagonal(H[rows], dim1=1, dim2=2))
 
         def phase_start(rows, code):
             """A loss phase from the rows' current poses (their X, J are current)."""
             f = fr[rows]
             kind[rows] = code
+            self.stats[f"phases_{code}"] = self.stats.get(f"phases_{code}", 0) + len(rows)
             if code == _LS:
                 delta[rows] = float("inf")
             else:
                 delta[rows] = self.delta_of(e[rows], self.w[f] > 0)
             cost[rows] = (self.w[f] * self.rho(e[rows], delta[rows], kind[rows])).sum(1) + self.task_cost(z[rows])
-            lam[rows] = 1e-6  # warm start: almost undamped (JacobianIK's lam for every phase)
+            lam[rows] = WARM_DAMPING  # warm start (JacobianIK's damping for every phase)
             count[rows] = 1
             raised[rows] = False
             normal_equations(rows)
@@ -856,6 +907,7 @@ class _Solver:
                 ep = (Xp - self.x[ft]).norm(dim=2)
                 cp = (self.w[ft] * self.rho(ep, delta[tr], kind[tr])).sum(1) + self.task_cost(zp)
                 ok = cp <= cost[tr]
+                self.stats["trials"] = self.stats.get("trials", 0) + nt
                 give_up = ~ok & (lam[tr] > 1e8)
                 retry = ~ok & ~give_up
                 lam[tr[retry]] *= 10.0
@@ -865,6 +917,7 @@ class _Solver:
                 if len(acc):
                     decrease = cost[acc] - cp[ok]
                     stepmax = (zp[ok] - z[acc]).abs().amax(1)
+                    zold = z[acc]
                     z[acc], X[acc], J[acc], e[acc], cost[acc] = zp[ok], Xp[ok], Jp[ok], ep[ok], cp[ok]
                     rob = acc[kind[acc] != _LS]
                     if len(rob):
@@ -875,7 +928,8 @@ class _Solver:
                             delta[rc] = dn[chg]
                             cost[rc] = (self.w[fr[rc]] * self.rho(e[rc], delta[rc], kind[rc])).sum(1) \
                                 + self.task_cost(z[rc])
-                    lam[acc] = torch.where(raised[acc], lam[acc], torch.clamp(lam[acc] / 10.0, min=1e-9))
+                    fac = _damping_factor(torch, decrease, _predicted(g[acc], H[acc], zp[ok] - zold))
+                    lam[acc] = torch.where(raised[acc], lam[acc], torch.clamp(lam[acc] * fac, min=1e-9))
                     raised[acc] = False
                     fa = fr[acc]
                     mcm = (self.w[fa] * self.rho(e[acc], delta[acc], kind[acc])).sum(1)
@@ -907,7 +961,7 @@ class _Solver:
             if len(bad) == 0:
                 continue
             fb = fr[bad]
-            z2, X2, _, _ = self.solve_frames(zs[fb + 1].clone(), fb, self.o.first_frame_iterations)
+            z2, X2, _ = self.solve_frames(zs[fb + 1].clone(), fb, self.o.first_frame_iterations)
             c2 = self.marker_cost(fb, X2)
             better = c2 < cs[fb]
             zs[fb[better]], Xs[fb[better]], cs[fb[better]] = z2[better], X2[better], c2[better]
@@ -952,6 +1006,9 @@ class _Solver:
             res = _result(prep, self.trials[c].time, values[a:a + T], errors, self.o.name, seconds * T / self.T)
             res.meta["jump_restarts"] = self.jump_restarts
             res.meta["first_frame_seconds"] = self.first_seconds
+            # Engine rows evaluated as trial steps and loss phases started (0 least squares, 1
+            # Huber, 2 log tail) after the first frames, all chains of the batch together.
+            res.meta["lockstep"] = dict(self.stats)
             res.meta["window"] = self.o.window
             res.meta["smoothness"] = self.o.smoothness
             res.meta["trials_in_batch"] = len(self.trials)
@@ -971,6 +1028,23 @@ class _Solver:
                                       "downweighted_share": res.downweighted_share()}
             out.append(res)
         return out
+
+
+def _marquardt_diagonal(d):
+    """JacobianIK's :func:`~simspine.biomech.ik.marquardt_diagonal` on a batch (B, n)."""
+    return (d.maximum(MARQUARDT_FLOOR * d.amax(1, keepdim=True))).clamp(min=1e-12)
+
+
+def _predicted(g, H, s):
+    """Decrease of the cost predicted by the Gauss-Newton model for steps s (B, n):
+    -(2 g.s + s'Hs)."""
+    return -(2.0 * (g * s).sum(1) + (s.unsqueeze(1) @ H @ s.unsqueeze(2)).view(-1))
+
+
+def _damping_factor(torch, decrease, predicted):
+    """JacobianIK's :func:`~simspine.biomech.ik.damping_factor` on a batch."""
+    rho = torch.clamp(decrease / torch.clamp(predicted, min=1e-300), max=2.0)
+    return torch.clamp(1.0 - (2.0 * rho - 1.0) ** 3, min=1.0 / 3.0, max=1.0)
 
 
 def torch_full(torch, n, value, device=None):
