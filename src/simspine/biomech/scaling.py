@@ -826,8 +826,8 @@ def read_scale_factors(path: str | os.PathLike) -> dict[str, float]:
         for seg, vals in per_seg.items():
             allv = np.array([v for _, v in vals])
             if np.ptp(allv, axis=1).max() > 0.01 * allv.mean():
-                b = vals[int(np.ptp(allv, axis=1).argmax())][0]
-                raise InputError(path, f"body {b} is scaled non-uniformly ({' '.join(f'{x:g}' for x in allv.ravel()[:3])}): "
+                b, bv = vals[int(np.ptp(allv, axis=1).argmax())]  # the body's own scales, not the first body's
+                raise InputError(path, f"body {b} is scaled non-uniformly ({' '.join(f'{x:g}' for x in bv)}): "
                                        "simspine scales each segment uniformly")
             if np.ptp(allv.mean(axis=1)) > 0.01 * allv.mean():
                 raise InputError(path, f"the bodies of segment {seg} ({', '.join(b for b, _ in vals)}) have different "
