@@ -2,15 +2,19 @@
 reader: details that mutation testing showed the other tests did not pin (issue 16,
 docs/mutation.md): every refusal's full text (file named), OpenSim ScaleSet files (``apply``
 false, bodies of one segment scaled differently), ``scaling.json`` files, the record of a
-symmetrised segment, where completed factors come from. Pure Python, no model: well under a second."""
+symmetrised segment and of a replaced outlier, where completed factors come from, which trials
+are solvable. Pure Python but for the solvability check (the prepared model's marker places): a
+few seconds."""
 
 import json
 
+import numpy as np
 import pytest
 
 from simspine.biomech import scaling as S
 from simspine.biomech.scaling import PairLength, read_scale_factors, segment_names
 from simspine.errors import InputError
+from simspine.trajectories import Trajectories
 
 
 def _scaleset(entries):
@@ -127,3 +131,66 @@ def test_symmetrised_record():
                         f"LHeel-LBigToe 0.240 m (spread 2%), right 1.000 from RHeel-RBigToe 0.200 m (spread 4%); both "
                         f"sides use {f:.3f} (mean weighted 0.80/0.20 towards the side whose pair lengths vary less). "
                         "If a side's labels or markers are wrong, fix them; --strict refuses such trials"]
+
+
+def test_replaced_outlier_record():
+    lengths = {"LEar-REar": PairLength(("LEar", "REar"), 0.3, 10, 0)}
+    generic = {"LEar-REar": 0.15}
+    measured = {"head": 2.0, "torso": 1.0, "pelvis": 1.05, "thigh_l": 0.95}
+    replaced = {}
+    S._replace_outliers(measured, lengths, generic, replaced, "refinement round 1")
+    assert measured == {"torso": 1.0, "pelvis": 1.05, "thigh_l": 0.95}
+    assert replaced == {"head": {
+        "measured": 2.0, "median": 1.025, "deviation": pytest.approx(2.0 / 1.025 - 1), "found": "refinement round 1",
+        "pairs": {"LEar-REar": 0.3}, "model_pairs": {"LEar-REar": 0.15},
+        "why": "more than 30% from the median of the measured factors: its markers do not sit where the model's do "
+               "(a subject's proportions do not differ that much), so they do not measure the segment"}}
+
+
+def test_asymmetry_refusal_without_pairs():
+    with pytest.raises(InputError) as e:
+        S.check_factors({"foot_l": 1.2, "foot_r": 1.0}, source="t.trc")
+    assert str(e.value) == ("t.trc: strongly asymmetric scale factors for foot: left 1.200; right 1.000 (differ by 18%, "
+                            "more than 15%, and strict checking is on): check the left/right labels and these markers, "
+                            "or run without --strict to scale both sides with one symmetric factor")
+
+
+def test_zero_length_pair_refusal_names_the_source():
+    xyz = np.zeros((2, 2, 3))
+    xyz[:, 1, 0] = 0.0005  # 0.5 mm apart
+    with pytest.raises(InputError) as e:
+        S.measure_segments(Trajectories(np.arange(2.0), ["LHeel", "LBigToe"], xyz), source="t.trc")
+    assert str(e.value) == ("t.trc: zero-length segment foot_l: markers LHeel and LBigToe coincide (distance 0.500 mm); "
+                            "check that they are different points (labels, duplicated columns) or leave one out")
+
+
+@pytest.fixture(scope="module")
+def model_markers(tmp_path_factory):
+    from simspine.biomech.model import prepare_model
+
+    path = str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
+    return path, S._generic_markers(path)
+
+
+def test_solvable_with_exactly_three_trunk_markers(model_markers):
+    """Three trunk markers not on one line are enough (with a height); the refusal lists the
+    trunk markers, those present, and every model marker missing ('none' when all are there)."""
+    path, places = model_markers
+    trunk = [n for n, (body, _) in places.items() if body in S.TRUNK_BODIES]
+    three = ["LHip", "RHip", "Neck"]
+    assert set(three) <= set(trunk)
+    xyz = np.array([[places[n][1] for n in three]])
+    S.check_solvable(Trajectories(np.zeros(1), three, xyz), {}, 1.7, path)
+    with pytest.raises(InputError) as e:
+        S.check_solvable(Trajectories(np.zeros(1), three[:2], xyz[:, :2]), {}, 1.7, path, source="t.trc")
+    missing = [n for n in places if n not in three[:2]]
+    assert str(e.value) == (f"t.trc: cannot fit the model to these markers: the pelvis and trunk need at least 3 markers "
+                            f"not on one line among {', '.join(trunk)} (present: LHip, RHip). Markers of the model "
+                            f"missing from the trial: {', '.join(missing)}. Add the missing markers (SpineTrack-37 "
+                            "names, present in at least one frame)")
+    names = list(places)
+    full = Trajectories(np.zeros(1), names, np.array([[places[n][1] for n in names]]))
+    with pytest.raises(InputError) as e:
+        S.check_solvable(full, {}, None, path)
+    assert str(e.value).endswith(". Markers of the model missing from the trial: none. Add the missing markers "
+                                 "(SpineTrack-37 names, present in at least one frame)")
