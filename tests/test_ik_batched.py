@@ -194,3 +194,15 @@ def test_make_backend_and_bad_options():
         BatchedIK(window=2)
     with pytest.raises(InputError, match="robust loss"):
         BatchedIK(robust="cauchy")
+
+
+def test_bench_all_cores_row_splits_the_batch_among_processes(setup, exact_results):
+    """`bench ik`'s all-cores row: the batch split among worker processes (trial i to worker
+    i mod 2), each solving its share in one batch; the bench trial's poses are its own."""
+    from simspine.bench.ik import _solve_batched_parallel
+
+    path, _, exact, noisy = setup
+    res = _solve_batched_parallel(path, [exact, noisy, exact], 2, "cpu")
+    assert res.meta["workers"] == 2 and res.meta["trials_in_batch"] == 2
+    np.testing.assert_allclose(res.values, exact_results[1].values, atol=1e-7)
+    assert np.isfinite(res.fps) and res.fps > 0

@@ -64,8 +64,9 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-tool", action="store_true", help="do not run OpenSim's IK tool")
     p.add_argument("--skip-opensim-backend", action="store_true", help="do not run simspine's opensim backend")
     p.add_argument("--skip-batched", action="store_true", help="do not run simspine's batched (PyTorch) backend")
-    p.add_argument("--batched-threads", type=positive_int, default=None,
-                   help="torch threads of the 'all cores' batched row (default: every core of the machine)")
+    p.add_argument("--batched-workers", "--batched-threads", dest="batched_workers", type=positive_int, default=None,
+                   help="processes of the 'all cores' batched row, one torch thread each, the batch split among "
+                        "them (default: every core of the machine; 1: no such row)")
     p.add_argument("--sequences", type=positive_int, default=32,
                    help="trials of this kind the batched backend solves together (the bench trial and others of "
                         "other random motions; its frames/s counts all of them; default %(default)s; 1: alone)")
@@ -204,7 +205,7 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
     if not args.skip_batched:
         # The batched PyTorch solver on one core (torch threads 1) and on all cores.
         runs += [("batched-1", "batched", None, 0.0)]
-        if (args.batched_threads or os.cpu_count()) > 1:
+        if (args.batched_workers or os.cpu_count()) > 1:
             runs.append(("batched-all", "batched", None, 0.0))
         runs.append(("batched-smooth", "batched", None, smoothness_for_rate(DEFAULT_SMOOTHNESS_50HZ, markers.rate)))
     for name, backend, tasks, smoothness in runs:
@@ -214,12 +215,13 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
         frames = markers.n_frames
         if backend == "batched":
             ik.device = args.device
-            if name == "batched-all":
-                ik.threads = args.batched_threads or os.cpu_count()
             # The smoothness row is what `simspine ik --ik-backend batched` runs: the trial alone.
             batch = [markers] if name == "batched-smooth" else [markers, *others]
             frames = sum(m.n_frames for m in batch)
-            res = ik.solve_many(model, batch, coordinate_tasks=tasks, progress=False)[0]
+            if name == "batched-all":
+                res = _solve_batched_parallel(model_path, batch, args.batched_workers or os.cpu_count(), args.device)
+            else:
+                res = ik.solve_many(model, batch, coordinate_tasks=tasks, progress=False)[0]
         else:
             res = ik.solve(model, markers, coordinate_tasks=tasks, progress=False)
         write_ik_mot(res, td / f"{name}.mot")
@@ -244,10 +246,39 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
     return results
 
 
+def _batched_part(model_path: str, trials: list, device: str) -> tuple:
+    """One worker of the 'all cores' row: its trials in one batch, one torch thread. Returns the
+    first trial's result and the worker's solve seconds."""
+    from simspine.biomech.ik_batched import BatchedIK
+    from simspine.biomech.model import load_model
+
+    out = BatchedIK(threads=1, device=device).solve_many(load_model(model_path), trials, progress=False)
+    return out[0], sum(r.seconds for r in out)
+
+
+def _solve_batched_parallel(model_path: str, batch: list, workers: int, device: str):
+    """``batch`` split among ``workers`` processes (trial i to worker i mod workers, one torch
+    thread each: torch's own threads stalled one another on this shared machine, 8x slower than
+    one thread); the bench trial's result, its ``seconds`` such that ``fps`` is the batch's frames
+    over the slowest worker's solve time. (Processes, as build-dataset's Dask workers run.)"""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(workers, len(batch)))
+    parts = [batch[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+        outs = list(ex.map(_batched_part, [str(model_path)] * workers, parts, [device] * workers))
+    res = outs[0][0]
+    res.meta["workers"] = workers
+    # solve frames/s of the row: the batch's frames over the slowest worker's solve time
+    res.seconds = len(res.time) * max(sec for _, sec in outs) / sum(m.n_frames for m in batch)
+    return res
+
+
 LABELS = {"jacobian": "simspine jacobian (default)", "jacobian-0.1": "simspine jacobian, task weight 0.1",
           "jacobian-smooth": "simspine jacobian + smoothness (simspine ik)",
           "opensim": "simspine opensim-solver", "batched-1": "simspine batched, {k} trials, 1 core",
-          "batched-all": "simspine batched, {k} trials, {t} threads",
+          "batched-all": "simspine batched, {k} trials, {t} processes",
           "batched-smooth": "simspine batched + smoothness, alone, 1 core",
           "tool": "OpenSim IK tool, Pose2Sim way"}
 
@@ -294,7 +325,7 @@ def run(args) -> int:
         ref_fps = tool[6] / tool[0] if tool else float("nan")
         rows = []
         for key, (wall, fps_solve, rms, mx, l5, kp, frames) in results.items():
-            rows.append([LABELS[key].format(k=args.sequences, t=args.batched_threads or os.cpu_count()), f"{frames / wall:.1f}",
+            rows.append([LABELS[key].format(k=args.sequences, t=args.batched_workers or os.cpu_count()), f"{frames / wall:.1f}",
                          "-" if np.isnan(fps_solve) else f"{fps_solve:.1f}",
                          f"{frames / wall / ref_fps:.1f}x" if np.isfinite(ref_fps) else "-",
                          f"{rms * 1000:.3f}", f"{mx * 1000:.2f}", f"{l5:.3f}", f"{kp:.2f}"])
