@@ -190,6 +190,7 @@ def test_smoothness_lowers_angle_error(setup, noisy_results):
 def test_make_backend_and_bad_options():
     b = make_backend("batched", 1e-5, 0.2)
     assert isinstance(b, BatchedIK) and b.accuracy == 1e-5 and b.smoothness == 0.2
+    assert b.chain_frames == 25 and BatchedIK().chain_frames is None  # by name: trials cut into chains
     with pytest.raises(InputError, match="window"):
         BatchedIK(window=2)
     with pytest.raises(InputError, match="robust loss"):

@@ -335,14 +335,15 @@ def trajectories(T=4, names=("A", "B")):
 
 
 def fingerprint_by_hand(model_bytes, m, backend="jacobian", accuracy=None, weights=None, tasks=None,
-                        robust=("log", 5.0, 0.01)):
+                        robust=("log", 5.0, 0.01), damping=(1e-3, 1e-3), chains=None):
     h = hashlib.sha256()
     h.update(json.dumps({"names": list(m.names), "frame": m.frame, "shape": list(m.xyz.shape)}).encode())
     for a in (m.time, m.xyz, m.conf):
         h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
     h.update(hashlib.sha256(model_bytes).hexdigest().encode())
     opts = {"accuracy": accuracy, "backend": backend, "coordinate_task_scale": 0.01,
-            "coordinate_tasks": tasks, "robust": list(robust) if robust else None, "weights": weights}
+            "coordinate_tasks": tasks, "robust": list(robust) if robust else None, "weights": weights,
+            "damping": list(damping), "chains": chains}
     h.update(json.dumps(opts, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -357,6 +358,9 @@ def test_job_fingerprint_definition(tmp_path):
     job = IKJob(str(model), m, weights={"A": 2.0}, coordinate_tasks=tasks, backend="opensim", accuracy=1e-4)
     assert job_fingerprint(job) == fingerprint_by_hand(b"<OpenSimDocument/>", m, "opensim", 1e-4, {"A": 2.0},
                                                        tasks, robust=None)
+    # the batched backend's chains (by name: 25 frames) are part of it
+    job = IKJob(str(model), m, backend="batched")
+    assert job_fingerprint(job) == fingerprint_by_hand(b"<OpenSimDocument/>", m, "batched", robust=None, chains=25)
     # options that JSON cannot hold are hashed by their repr (taken here, not spelled out: Pose2Sim's
     # modules set numpy's legacy print options when imported, and then repr gives "2.0")
     odd = IKJob(str(model), m, weights={"A": np.float32(2.0)})

@@ -215,6 +215,8 @@ def _run_trial(args, markers, truth, traj_true, kin, model_path, td: Path, other
         frames = markers.n_frames
         if backend == "batched":
             ik.device = args.device
+            if name != "batched-smooth":
+                ik.chain_frames = None  # one chain per trial: the K trials are the batch
             # The smoothness row is what `simspine ik --ik-backend batched` runs: the trial alone.
             batch = [markers] if name == "batched-smooth" else [markers, *others]
             frames = sum(m.n_frames for m in batch)

@@ -964,9 +964,18 @@ class JacobianIK:
 
 
 def _batched_ik(**kw):
-    from simspine.biomech.ik_batched import BatchedIK  # torch: imported only when asked for
+    from simspine.biomech.ik_batched import DEFAULT_CHAIN_FRAMES, BatchedIK  # torch: only when asked for
 
+    # By name (`--ik-backend batched`: one trial at a time in ik, annotate, build-dataset) the
+    # trial is cut into chains so the engine gets a batch (see DEFAULT_CHAIN_FRAMES).
+    kw.setdefault("chain_frames", DEFAULT_CHAIN_FRAMES)
     return BatchedIK(**kw)
+
+
+def _batched_chain_frames() -> int:
+    from simspine.biomech.ik_batched import DEFAULT_CHAIN_FRAMES
+
+    return DEFAULT_CHAIN_FRAMES
 
 
 BACKENDS = {"jacobian": JacobianIK, "opensim": OpenSimSolverIK, "batched": _batched_ik}
@@ -1035,7 +1044,11 @@ def job_fingerprint(job: IKJob, _model_digests: dict | None = None) -> str:
     h.update(digests[key].encode())
     opts = {"backend": job.backend, "accuracy": job.accuracy, "weights": job.weights,
             "coordinate_tasks": job.coordinate_tasks, "coordinate_task_scale": COORDINATE_TASK_SCALE,
-            "robust": [ROBUST_LOSS, ROBUST_K, ROBUST_MIN_DELTA] if job.backend == "jacobian" else None}
+            "robust": [ROBUST_LOSS, ROBUST_K, ROBUST_MIN_DELTA] if job.backend == "jacobian" else None,
+            # the solvers' damping (results made before it changed are not reused) and the
+            # batched backend's chains
+            "damping": [MARQUARDT_FLOOR, WARM_DAMPING],
+            "chains": _batched_chain_frames() if job.backend == "batched" else None}
     h.update(json.dumps(opts, sort_keys=True, default=repr).encode())
     return h.hexdigest()
 
