@@ -285,7 +285,7 @@ class _Solver:
             setattr(out, k, getattr(self, k).to(out.dev))
         x = torch.as_tensor(x, **out.dt)
         out.x = torch.nan_to_num(x)
-        out.w = torch.as_tensor(w, **out.dt) * torch.isfinite(x).all(2)
+        out.w = torch.as_tensor(np.array(w, dtype=float), **out.dt) * torch.isfinite(x).all(2)
         out.lengths = np.asarray(lengths, dtype=int)
         out.offsets = np.concatenate([[0], np.cumsum(out.lengths)[:-1]])
         out.chain_of = np.repeat(np.arange(len(out.lengths)), out.lengths)
