@@ -339,10 +339,11 @@ def run(args) -> int:
     args.figures = {"headers": ["method", "frames/s (end to end)", "frames/s (solve)", "speed-up vs tool", "marker RMS mm",
                                 "max err mm", "L5_S1 flex RMS deg", "keypoints mm"],
                     "trials": {label: rows for label, rows in tables}}  # --json (simspine.commands.bench)
-    print(f"\nBatched rows: the bench trial solved together with {args.sequences - 1} trials of other random motions "
-          "(same noise and missing markers), as a batch job would (a subject's sequences, or chains of a long one; "
-          "build-dataset still solves one sequence per task); frames/s counts all "
-          "frames of the batch, the accuracy columns are the bench trial's (device: " + str(args.device) + ").")
+    if not args.skip_batched:
+        print(f"\nBatched rows: the bench trial solved together with {args.sequences - 1} trials of other random "
+              "motions (same noise and missing markers), as a batch job would (a subject's sequences, or chains of "
+              "a long one: `--ik-backend batched` cuts each trial into chains of 25 frames); frames/s counts all "
+              "frames of the batch, the accuracy columns are the bench trial's (device: " + str(args.device) + ").")
     print("\nEnd to end = load model + solve + write .mot (the tool also reads the TRC). Same trial, same "
           "markers and weights. Marker RMS and max error: against the markers given (noise included); L5_S1 "
           "flexion RMS and keypoint error (mean over the 37 keypoints, FK of the solution): against the "
