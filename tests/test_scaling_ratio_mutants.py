@@ -93,3 +93,16 @@ def test_scale_model_and_scale_subject_use_the_model_and_pairs_given(model_path,
     segs = tuple(Segment(s.name, s.bodies, (("LEye", "REye"),)) if s.name == "head" else s for s in SEGMENTS)
     rep = scale_subject(subject, tmp_path / "subject.osim", model_path=model_path, refine=0, segments=segs)
     assert "LEye-REye" in rep.pair_lengths and "LEar-REar" not in rep.pair_lengths
+
+
+def test_sides_pulled_apart_in_a_refinement_round_are_symmetrised(model_path, subject, monkeypatch):
+    """Refinement ratios that pull the forearms 20% apart (the IK ratios replaced by 1.1 and 0.9):
+    the round symmetrises them, records it as found in that round and warns."""
+    from simspine.biomech import scaling as S
+
+    monkeypatch.setattr(S, "_model_ratios", lambda *a, **k: {"forearm_l": 1.1, "forearm_r": 0.9})
+    rep = estimate_scaling(subject, model_path=model_path, refine=1)
+    assert rep.symmetrised["forearm"]["found"] == "refinement round 1"
+    assert rep.factors["forearm_l"] == rep.factors["forearm_r"]
+    warn = [w for w in rep.warnings if w.startswith("left/right scale factors for forearm differ by ")]
+    assert len(warn) == 1 and "(refinement round 1)" in warn[0]
