@@ -50,8 +50,12 @@ def test_badly_fitted_frames_are_left_out_down_to_1_mm(model_path, tmp_path):
     ratios = _model_ratios(bad, f, lengths, model_path, 70.0, tmp_path)
     print(ratios)
     assert set(ratios) == set(segment_names())
+    assert ratios["forearm_l"] == pytest.approx(1.0, abs=2e-3)  # from 2 frames
+    # The refinement IK runs without coordinate tasks: on exact markers it fits every pair (the
+    # lumbar task would bend the spine: torso ratio 0.9999 instead of 1 - 3e-10).
     for seg, r in ratios.items():
-        assert r == pytest.approx(1.0, abs=2e-3), seg
+        if seg != "forearm_l":
+            assert r == pytest.approx(1.0, abs=2e-5), seg
 
 
 @pytest.fixture(scope="module")
