@@ -8,8 +8,8 @@ merges them as it would Human3.6M with ``--spine-2d``).
 
 * **simspine, end to end**: :func:`simspine.dataset.build.build_dataset` on a fresh work folder with
   ``--workers`` Dask workers (default: one per core) and the IK backend ``--ik-backend`` (default
-  ``jacobian``, as ``build-dataset``'s; ``batched`` measured 3.3 vs 6.3 frames/s per core in the
-  sequence tasks here, one torch thread per worker): cluster start, per-subject scaling, every
+  ``jacobian``, as ``build-dataset``'s; ``batched`` measured 10.5 vs 12.7 frames/s per core in the
+  sequence tasks here, chains of 25 frames, one torch thread per worker): cluster start, per-subject scaling, every
   sequence (read, merge, IK, FK, projections) and the HDF5 store, timed by the wall clock.
   frames/s per core = frames / wall / workers. On a tree this small the fixed costs (cluster start,
   scaling each subject, the store) weigh far more than on Human3.6M, so this is a pessimistic rate.
