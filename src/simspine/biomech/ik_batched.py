@@ -20,13 +20,16 @@ chains of at most ``chain_frames`` frames if that is set:
 
 * first frames of all chains together: the pelvis placed on the data (yaw + translation fit),
   the default pose solved; where that fits worse than ~0.2 mm per marker, ``restarts`` random
-  poses within the ranges (all candidates of all chains in one batch); the robust phases on the
-  best;
+  poses within the ranges (all candidates of all chains in one batch, each to the noisy relative
+  decrease, taken in turn until one fits below the floor, as JacobianIK's loop); the best solved
+  to full accuracy with the robust phases;
 * then every chain advances on its own, one frame in flight per chain (:meth:`_Solver.lockstep`):
   its start is the previous frame's pose or its constant-velocity prediction, whichever fits the
   frame's markers better; least squares, then Huber where a marker is beyond the threshold, then
-  the log tail where one still is (damped Gauss-Newton, Marquardt scaling, steps projected on the
-  bounds, JacobianIK's convergence tests); a frame far above the recent median cost gets partial
+  the log tail where one still is (damped Gauss-Newton with JacobianIK's damping: Marquardt
+  scaling floored at ``MARQUARDT_FLOOR`` of the largest entry, ``WARM_DAMPING`` at each phase's
+  start, Nielsen's gain-ratio decrease; steps projected on the bounds, JacobianIK's convergence
+  tests); a frame far above the recent median cost gets partial
   restarts; every iteration evaluates the trial points and new starts of all chains in ONE call
   of the engine, so the batch is the number of chains and the iteration count is the longest
   chain's, not the sum of each frame's slowest member;
@@ -36,14 +39,15 @@ chains of at most ``chain_frames`` frames if that is set:
   normal equations solved by ``scipy.linalg.solveh_banded``.
 
 Status (tests/test_ik_batched.py, 24-60 frames of ``random_motion``, one chain per trial):
-the same poses as JacobianIK -- exact markers and 10 mm noise with 20% missing markers to
-1e-4 deg, 10 mm noise 0.013 deg RMS (the first frame's restarts end a few 0.1 deg apart after
-200 iterations in a flat direction; the path heals) -- and the same marker RMS. Chains cut from
-one trial (``chain_frames``) start cold, so weakly observed coordinates (forearm pronation, arm
-rotation) can settle elsewhere there. Speed: many chains make it fast (``simspine bench ik
---sequences``; on a GPU ``simspine.bench.ik_device``: an H200 solved 16384 chains x 40 noisy
-frames at 7783 frames/s, 2.14 M frames in 0.08 h); one chain alone is slower than JacobianIK,
-which stays the default backend.
+the same poses as JacobianIK -- exact markers, 10 mm noise, 10 mm noise with 20% missing markers:
+within 3e-8 deg (60 frames) -- and the same marker RMS. Chains cut from one trial
+(``chain_frames``) start cold, so weakly observed coordinates (forearm pronation, arm rotation)
+can settle a few degrees elsewhere there. Speed (``simspine bench ik --sequences``): 64 trials x
+150 frames of 10 mm noise on one core 381 frames/s, 66x OpenSim's IK tool; on an H200
+(``simspine.bench.ik_device``) 16384 chains x 100 frames at 34,838 frames/s, 2.14 M frames in
+0.02 h. One trial alone is cut into chains of :data:`DEFAULT_CHAIN_FRAMES` when the backend is
+chosen by name; JacobianIK stays the default backend (as fast on one trial, and its smoothing
+sweeps gain more than the windowed smoothing here).
 """
 
 from __future__ import annotations
