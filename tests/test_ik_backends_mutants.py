@@ -10,20 +10,10 @@ import pytest
 from simspine.biomech import ik as ik_module
 from simspine.biomech.fk import Kinematics, run_fk
 from simspine.biomech.ik import JacobianIK, OpenSimSolverIK
-from simspine.biomech.model import coordinate_info, prepare_model
+from simspine.biomech.model import coordinate_info
 from simspine.biomech.motion import random_motion
 from simspine.errors import InputError
 from simspine.trajectories import Trajectories
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture(scope="module")
-def kin(model_path):
-    return Kinematics(model_path)
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,11 @@ markers on 1- and 3-frame trials without restarts: about a second each."""
 import numpy as np
 import pytest
 
-from simspine.biomech.fk import Kinematics, run_fk
+from simspine.biomech.fk import run_fk
 from simspine.biomech.ik import JacobianIK, default_coordinate_tasks
-from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
 from simspine.skeletons import spinetrack37_info
 from simspine.trajectories import Trajectories
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture(scope="module")
-def kin(model_path):
-    return Kinematics(model_path)
 
 
 def _frames(traj, sl):

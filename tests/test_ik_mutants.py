@@ -31,14 +31,9 @@ from simspine.biomech.ik import (
     write_ik_errors,
     write_ik_mot,
 )
-from simspine.biomech.model import coordinate_info, load_model, prepare_model
+from simspine.biomech.model import coordinate_info, load_model
 from simspine.errors import InputError
 from simspine.trajectories import Trajectories
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="module")

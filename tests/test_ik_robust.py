@@ -9,7 +9,7 @@ for one second. The truth is the generating motion.
 import numpy as np
 import pytest
 
-from simspine.biomech.fk import CoordinateTable, Kinematics, run_fk
+from simspine.biomech.fk import CoordinateTable, run_fk
 from simspine.biomech.ik import (
     JacobianIK,
     error_figures,
@@ -21,21 +21,10 @@ from simspine.biomech.ik import (
     robust_threshold,
     write_ik_errors,
 )
-from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
 from simspine.errors import InputError
 
 L5 = ("L5_S1_Flex_Ext", "L5_S1_Lat_Bending", "L5_S1_axial_rotation")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture(scope="module")
-def kin(model_path):
-    return Kinematics(model_path)
 
 
 def rms_deg(res, truth, c):

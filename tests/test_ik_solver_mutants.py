@@ -10,20 +10,9 @@ import numpy as np
 import pytest
 
 from simspine.biomech import ik as ik_module
-from simspine.biomech.fk import Kinematics, run_fk
+from simspine.biomech.fk import run_fk
 from simspine.biomech.ik import JacobianIK, log_weight
-from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
-
-
-@pytest.fixture(scope="module")
-def kin(model_path):
-    return Kinematics(model_path)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +37,9 @@ def test_displaced_marker_is_downweighted_and_accepted(model_path, trial, monkey
     monkeypatch.setattr(ik_module, "_time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
     rob = JacobianIK(restarts=3).solve(model_path, bad)
     monkeypatch.undo()
-    assert 0 < rob.meta["first_frame_seconds"] < rob.seconds < 1000
+    # (fake clock: these are counts of its readings, not this machine's time)
+    first_ticks, solve_ticks = rob.meta["first_frame_seconds"], rob.seconds
+    assert 0 < first_ticks < solve_ticks < 1000
     others = np.delete(rob.marker_errors, j, axis=1)
     assert np.nanmax(others) < 2e-3
     assert np.all(rob.marker_errors[3:, j] > 0.12) and np.all(rob.marker_errors[:3, j] < 1e-3)

@@ -7,7 +7,6 @@ from simspine.biomech import model as M
 from simspine.biomech.fk import (
     SPINE_SEGMENTS,
     CoordinateTable,
-    Kinematics,
     intervertebral_coordinate_names,
     run_fk,
 )
@@ -17,11 +16,6 @@ from simspine.skeletons import spinetrack37, spinetrack37_info
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     return M.prepare_model(cache_dir=tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
-def kin(model_path):
-    return Kinematics(model_path)
 
 
 def test_prepared_model_is_stripped_and_has_37_markers(model_path):

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from simspine.biomech.fk import Kinematics, run_fk
-from simspine.biomech.model import prepare_model
 from simspine.biomech.motion import random_motion
 from simspine.biomech.scaling import (
     _generic_lengths_and_height,
@@ -19,11 +18,6 @@ from simspine.biomech.scaling import (
     segment_names,
 )
 from simspine.errors import InputError
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(prepare_model(cache_dir=tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="module")
