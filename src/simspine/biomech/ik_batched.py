@@ -797,16 +797,8 @@ class _Solver:
         def normal_equations(rows):
             """Gauss-Newton system at the rows' current poses (IRLS weights of their loss)."""
             f = fr[rows]
-            sw = torch.sqrt(self.w[f] * self.irls(e[rows], delta[rows], kind[rows]))
-            r = (sw.unsqueeze(2) * (X[rows] - self.x[f])).reshape(len(rows), -1, 1)
-            Jf = (sw[:, :, None, None] * J[rows]).reshape(len(rows), -1, n)
-            Jt = Jf.transpose(1, 2)
-            H[rows] = Jt @ Jf + torch.diag(self.task_diag)
-            gr = (Jt @ r).squeeze(2)
-            if len(self.task_k):
-                gr[:, self.task_k] += self.task_w * (z[rows][:, self.task_k] - self.task_v)
-            g[rows] = gr
-            dg[rows] = _marquardt_diagonal(torch.diagonal(H[rows], dim1=1, dim2=2))
+            H[rows], g[rows], dg[rows] = self._normal_equations(J[rows], X[rows], self.x[f], self.w[f], e[rows],
+                                                                delta[rows], kind[rows], z[rows])
 
         def phase_start(rows, code):
             """A loss phase from the rows' current poses (their X, J are current)."""
